@@ -1,0 +1,92 @@
+# Copyright (c) imdd-mm contributors. Licensed under the Apache License 2.0.
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from mmengine.logging import HistoryBuffer, MessageHub
+from mmengine.runner import load_checkpoint
+from mmengine.runner.checkpoint import CheckpointLoader
+
+from imdd_mm.utils import UnsafeCheckpointError, safe_torch_load
+
+
+class Evil:
+
+    def __reduce__(self):
+        return (os.system, ('echo pwned',))
+
+
+def _mmengine_like_checkpoint():
+    hub = MessageHub.get_instance('imdd_ckpt_test')
+    hub.update_scalar('train/loss', 1.5)
+    hub.update_scalar('train/loss', np.float32(1.0))
+    hub.update_info('iter', 10)
+    return dict(
+        meta=dict(epoch=1, iter=10, seed=np.int64(7),
+                  rng=np.random.RandomState(0).get_state()[1][:4]),
+        state_dict={'linear.weight': torch.ones(2, 2)},
+        message_hub=hub.state_dict(),
+        optimizer=dict(state={0: dict(step=torch.tensor(3.))}),
+    )
+
+
+def test_default_torch_load_rejects_mmengine_checkpoint(tmp_path):
+    path = tmp_path / 'ckpt.pth'
+    torch.save(_mmengine_like_checkpoint(), path)
+    # The problem this module exists for: torch>=2.6 defaults to
+    # weights_only=True, which refuses mmengine's HistoryBuffer.
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(path)
+
+
+def test_safe_load_reads_what_mmengine_writes(tmp_path):
+    path = tmp_path / 'ckpt.pth'
+    torch.save(_mmengine_like_checkpoint(), path)
+    ckpt = safe_torch_load(path)
+    buffers = ckpt['message_hub']['log_scalars']
+    assert isinstance(buffers['train/loss'], HistoryBuffer)
+    assert buffers['train/loss'].mean() == pytest.approx(1.25)
+    assert ckpt['meta']['seed'] == 7
+    torch.testing.assert_close(ckpt['state_dict']['linear.weight'],
+                               torch.ones(2, 2))
+
+
+def test_mmengine_loader_routes_through_safe_loader(tmp_path):
+    path = tmp_path / 'ckpt.pth'
+    torch.save(_mmengine_like_checkpoint(), path)
+    ckpt = CheckpointLoader.load_checkpoint(str(path), map_location='cpu')
+    assert ckpt['meta']['iter'] == 10
+    model = torch.nn.Module()
+    model.linear = torch.nn.Linear(2, 2, bias=False)
+    load_checkpoint(model, str(path), map_location='cpu')
+    torch.testing.assert_close(model.linear.weight.data, torch.ones(2, 2))
+
+
+@pytest.mark.parametrize('payload', [
+    Evil(), {'state_dict': {}, 'x': Evil()},
+    {'fn': getattr(np, 'load')}
+])
+def test_other_pickled_objects_fail_with_clear_message(tmp_path, payload):
+    path = tmp_path / 'evil.pth'
+    torch.save(payload, path)
+    with pytest.raises(UnsafeCheckpointError) as err:
+        safe_torch_load(path)
+    msg = str(err.value)
+    assert str(path) in msg and 'allow-list' in msg
+    with pytest.raises(UnsafeCheckpointError):
+        CheckpointLoader.load_checkpoint(str(path))
+
+
+def test_getattr_limited_to_history_buffer(tmp_path):
+
+    class Sneaky:
+
+        def __reduce__(self):
+            return (getattr, (os, 'system'))
+
+    path = tmp_path / 'sneaky.pth'
+    torch.save({'x': Sneaky()}, path)
+    with pytest.raises(UnsafeCheckpointError):
+        safe_torch_load(path)
