@@ -1,4 +1,5 @@
 # Copyright (c) imdd-mm contributors. Licensed under the Apache License 2.0.
+import collections
 import os
 import pickle
 
@@ -79,14 +80,18 @@ def test_other_pickled_objects_fail_with_clear_message(tmp_path, payload):
         CheckpointLoader.load_checkpoint(str(path))
 
 
-def test_getattr_limited_to_history_buffer(tmp_path):
+@pytest.mark.parametrize('target', [
+    (HistoryBuffer, '__init__'),  # private attribute of the allowed class
+    (collections.OrderedDict, 'fromkeys'),  # allowed class, not HistoryBuffer
+])
+def test_getattr_limited_to_history_buffer(tmp_path, target):
 
     class Sneaky:
 
         def __reduce__(self):
-            return (getattr, (os, 'system'))
+            return (getattr, target)
 
     path = tmp_path / 'sneaky.pth'
     torch.save({'x': Sneaky()}, path)
-    with pytest.raises(UnsafeCheckpointError):
+    with pytest.raises(UnsafeCheckpointError, match='getattr'):
         safe_torch_load(path)
