@@ -1,0 +1,90 @@
+# Copyright (c) imdd-mm contributors. Licensed under the Apache License 2.0.
+# Magnetic Tile converted by imdd-mm's converter (COCO + captions):
+#   python data_converters/convert.py magnetic_tile --root data/magnetic_tile \
+#       --out-dir data/imdd/magnetic_tile
+# -> data/imdd/magnetic_tile/annotations/{train,val,test}.json whose file_name
+# is relative to data/magnetic_tile (images are not copied). Classes come from
+# the file's categories; defect-free images are kept (no instances).
+dataset_type = 'IMDDCocoDataset'
+data_root = 'data/'
+ann_root = 'imdd/magnetic_tile/annotations/'
+img_root = 'magnetic_tile/'
+image_size = (512, 512)
+backend_args = None
+
+train_pipeline = [
+    dict(type='LoadImageFromFile', backend_args=backend_args),
+    dict(
+        type='LoadAnnotations', with_bbox=True, with_mask=True,
+        poly2mask=False),
+    dict(type='Resize', scale=image_size, keep_ratio=False),
+    dict(type='RandomFlip', prob=0.5, direction=['horizontal', 'vertical']),
+    dict(type='PackIMDDInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile', backend_args=backend_args),
+    dict(type='Resize', scale=image_size, keep_ratio=False),
+    dict(
+        type='LoadAnnotations', with_bbox=True, with_mask=True,
+        poly2mask=False),
+    dict(
+        type='PackIMDDInputs',
+        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                   'scale_factor')),
+]
+
+train_dataloader = dict(
+    batch_size=2,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    batch_sampler=dict(type='AspectRatioBatchSampler'),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        ann_file=ann_root + 'train.json',
+        data_prefix=dict(img=img_root),
+        filter_cfg=dict(filter_empty_gt=False, min_size=0),
+        pipeline=train_pipeline,
+        backend_args=backend_args))
+val_dataloader = dict(
+    batch_size=1,
+    num_workers=2,
+    persistent_workers=True,
+    drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        ann_file=ann_root + 'val.json',
+        data_prefix=dict(img=img_root),
+        test_mode=True,
+        pipeline=test_pipeline,
+        backend_args=backend_args))
+test_dataloader = dict(
+    batch_size=1,
+    num_workers=2,
+    persistent_workers=True,
+    drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        ann_file=ann_root + 'test.json',
+        data_prefix=dict(img=img_root),
+        test_mode=True,
+        pipeline=test_pipeline,
+        backend_args=backend_args))
+
+val_evaluator = dict(
+    type='CocoMetric',
+    ann_file=data_root + ann_root + 'val.json',
+    metric=['bbox', 'segm'],
+    format_only=False,
+    backend_args=backend_args)
+test_evaluator = dict(
+    type='CocoMetric',
+    ann_file=data_root + ann_root + 'test.json',
+    metric=['bbox', 'segm'],
+    format_only=False,
+    backend_args=backend_args)

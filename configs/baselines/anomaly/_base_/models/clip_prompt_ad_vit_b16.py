@@ -1,0 +1,29 @@
+# Copyright (c) imdd-mm contributors. Licensed under the Apache License 2.0.
+# CLIP prompt anomaly detection (WinCLIP zero-/few-shot; PromptAD learnable
+# prompts), Table 6 column "PromptAD".
+# Paper §11.2 (PromptAD): CLIP ViT-B/16 with learnable prompts, 86M frozen
+# encoders + prompts of 10 tokens, 4-shot, 50 epochs, AdamW lr 1e-4.
+# open_clip weights from a local file (e.g. the OpenAI ViT-B-16 checkpoint).
+model = dict(
+    type='CLIPPromptAD',
+    model_name='ViT-B-16',
+    pretrained='checkpoints/open_clip_vit_b16_openai.bin',
+    object_name='object',
+    window_sizes=(1, 3, 5),
+    few_shot=False,
+    memory_layers=(5, 8, 11),
+    learnable_prompts=False,
+    n_ctx=10,
+    smooth_sigma=4.0)
+# 224-px pipelines of CLIP ViT-B/16
+clip_train_pipeline = [
+    dict(type='LoadImageFromFile', color_type='color', backend_args=None),
+    dict(type='Resize', scale=(224, 224), keep_ratio=False),
+    dict(type='PackIMDDInputs')
+]
+clip_test_pipeline = [
+    dict(type='LoadImageFromFile', color_type='color', backend_args=None),
+    dict(type='Resize', scale=(224, 224), keep_ratio=False),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(type='PackIMDDInputs')
+]

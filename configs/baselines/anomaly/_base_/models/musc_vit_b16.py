@@ -1,0 +1,23 @@
+# Copyright (c) imdd-mm contributors. Licensed under the Apache License 2.0.
+# MuSc-style zero-shot mutual scoring, Table 6 column "MuSc".
+# Paper §11.2: "ViT-B/16 pre-trained on ImageNet-21K ... 2.3M trainable
+# projection, 100 epochs, batch size 32, lr 1e-3". MuSc itself is
+# training-free; this implementation is too (no projection is trained):
+# patch tokens of blocks 3/6/9/12 of ViT-B/16, aggregation degrees r=1,3,5,
+# interval averaging over the lowest 30 % of the other images. The scored
+# set is the test batch: batch_size below is the subset size.
+model = dict(
+    type='MutualScoring',
+    backbone=dict(source='torchvision', arch='vit_b_16',
+                  layers=(2, 5, 8, 11)),
+    backbone_checkpoint='checkpoints/vit_b_16_imagenet21k.pth',
+    aggregation_degrees=(1, 3, 5),
+    interval=0.3,
+    smooth_sigma=4.0)
+# 224-px pipeline of the ViT (used by the dataset configs' test loader)
+vit_test_pipeline = [
+    dict(type='LoadImageFromFile', color_type='color', backend_args=None),
+    dict(type='Resize', scale=(224, 224), keep_ratio=False),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(type='PackIMDDInputs')
+]

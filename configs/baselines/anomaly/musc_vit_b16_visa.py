@@ -1,0 +1,16 @@
+# Copyright (c) imdd-mm contributors. Licensed under the Apache License 2.0.
+# MuSc-style zero-shot mutual scoring (ViT-B/16) on VisA; Table 6
+# column 'MuSc'. Training-free: python tools/test.py THIS_CONFIG
+# (backbone weights come from model.backbone_checkpoint).
+# Each test batch is one mutually scored set: keep it large (MuSc
+# scores whole categories) and unshuffled.
+_base_ = [
+    './_base_/models/musc_vit_b16.py',
+    './_base_/datasets/visa.py',
+    './_base_/schedules/test_only.py',
+    './_base_/default_runtime.py',
+]
+train_dataloader = None
+test_dataloader = dict(
+    batch_size=32,
+    dataset=dict(pipeline={{_base_.vit_test_pipeline}}))

@@ -1,0 +1,19 @@
+# Copyright (c) imdd-mm contributors. Licensed under the Apache License 2.0.
+# Tiny CPU SimpleNet (random ResNet-18, 64 px, 2 epochs) on Magnetic Tile.
+_base_ = ['../simplenet_wrn50_magnetic_tile.py', './_tiny_data.py']
+model = dict(
+    backbone=dict(
+        _delete_=True, arch='resnet18', pretrain_embed_dim=64, embed_dim=64),
+    backbone_checkpoint=None,
+    hidden_dim=32,
+    seed=0)
+train_cfg = dict(max_epochs=2, val_interval=2)
+optim_wrapper = dict(optimizer=dict(lr=1e-3))
+train_dataloader = dict(
+    batch_size=3, num_workers=0, persistent_workers=False,
+    dataset=dict(pipeline={{_base_.tiny_train_pipeline}}))
+test_dataloader = dict(
+    batch_size=3, num_workers=0, persistent_workers=False,
+    dataset=dict(pipeline={{_base_.tiny_test_pipeline}}))
+test_evaluator = dict(num_bins=4096)
+default_hooks = dict(logger=dict(interval=1))

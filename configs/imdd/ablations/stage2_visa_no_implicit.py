@@ -1,0 +1,7 @@
+# Copyright (c) imdd-mm contributors. Licensed under the Apache License 2.0.
+# Table 7, "w/o implicit text embedding": the U-Net is conditioned on the
+# empty prompt's CLIP text embedding instead of the implicit captioner's.
+_base_ = ['../stage2_visa.py']
+custom_imports = dict(imports=['imdd_mm'], allow_failed_imports=False)
+default_scope = 'mmdet'
+model = dict(cond_mode='null')

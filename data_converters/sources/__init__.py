@@ -1,0 +1,32 @@
+# Copyright (c) imdd-mm contributors. Licensed under the Apache License 2.0.
+"""Converters of the public IMDD-1M source datasets (paper Table 2) that are
+not in ``data_converters/`` itself.
+
+``data_converters.base.import_all_converters`` imports this package like any
+converter module; importing it registers every converter below under its
+SOURCE name (``python data_converters/convert.py SOURCE --root ...``):
+
+=================  ====================================================
+SOURCE             dataset
+=================  ====================================================
+mvtec_ad           MVTec AD (15 categories, pixel masks)
+mvtec_ad2          MVTec AD 2 (8 categories, public test split)
+visa               VisA (12 categories, split_csv/1cls.csv, label maps)
+btad               BTAD (3 products, pixel masks)
+kolektorsdd        KolektorSDD (commutators, pixel masks)
+kolektorsdd2       KolektorSDD2 (pixel masks, train/test)
+dagm2007           DAGM 2007 (10 texture classes, ellipse masks)
+pcb                PKU PCB defects (Huang & Wei, VOC boxes)
+deeppcb            DeepPCB (boxes x1,y1,x2,y2,type, test/trainval lists)
+wm811k             WM-811K wafer maps (LSWMD.pkl, rendered to PNG)
+sdnet2018          SDNET2018 (concrete deck/wall/pavement, image labels)
+tianchi_aluminum   Tianchi / Guangdong aluminium profile defects
+tianchi_fabric     Tianchi / Guangdong fabric defects (anno_train.json)
+gc10_det           GC10-DET steel surface defects (VOC boxes)
+steel_pipe_weld    steel pipe weld defects (VOC or YOLO, generic reuse)
+=================  ====================================================
+"""
+from . import (btad, dagm2007, deeppcb, gc10_det, kolektorsdd,  # noqa: F401
+               kolektorsdd2, mvtec_ad, mvtec_ad2, pcb, sdnet2018,
+               steel_pipe_weld, tianchi_aluminum, tianchi_fabric, visa,
+               wm811k)

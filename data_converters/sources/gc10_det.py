@@ -1,0 +1,104 @@
+# Copyright (c) imdd-mm contributors. Licensed under the Apache License 2.0.
+"""GC10-DET steel surface defects -> COCO (boxes).
+
+Expected input tree (as published with the paper)::
+
+    GC10-DET/                      <- --root
+    ├── 1/img_01_3402617700_00001.jpg ...   images, one folder per main class
+    ├── 2/ ... 10/                          (folders 1..10)
+    └── lable/img_01_3402617700_00001.xml   Pascal VOC boxes (folder name
+                                            spelled "lable" in the release;
+                                            "label" is accepted too)
+
+Classes (XML ``<name>``): 1_chongkong (punching hole), 2_hanfeng (welding
+line), 3_yueyawan (crescent gap), 4_shuiban (water spot), 5_youban (oil
+spot), 6_siban (silk spot), 7_yiwu (inclusion), 8_yahen (rolled pit),
+9_zhehen (crease), 10_yaozhe (waist folding); the English names
+(``punching_hole`` ...) are mapped to them (``config['classes']`` may
+replace the list).
+
+Conversion: the XML of an image is ``lable/<stem>.xml``; each object is a
+box-only instance with its own class; ``image_label`` is None (images hold
+several classes). An image without XML is an error naming the expected
+XML, unless ``config['missing_xml']='normal'`` (then the image is kept as
+normal - the release has no normal images, so the default is an error). No
+official split: a seeded split stratified by the first object's class.
+
+Licence: not stated by the authors (research use with citation).
+
+Reference: X. Lv, F. Duan, J. Jiang, X. Fu, L. Gan, "Deep Metallic Surface
+Defect Detection: The New Benchmark and Detection Network", Sensors 20(6)
+1562 (2020).
+"""
+from typing import Any, List, Optional, Tuple
+
+from data_converters.base import (BaseConverter, ConversionError,
+                                  ImageRecord, Instance, register_converter)
+from data_converters.neu_det import parse_voc_xml
+from data_converters.sources._common import (image_size, list_images,
+                                             rel_posix, subdirs)
+
+CLASSES = ('1_chongkong', '2_hanfeng', '3_yueyawan', '4_shuiban',
+           '5_youban', '6_siban', '7_yiwu', '8_yahen', '9_zhehen',
+           '10_yaozhe')
+ENGLISH = ('punching_hole', 'welding_line', 'crescent_gap', 'water_spot',
+           'oil_spot', 'silk_spot', 'inclusion', 'rolled_pit', 'crease',
+           'waist_folding')
+
+
+@register_converter('gc10_det')
+class GC10DETConverter(BaseConverter):
+    """GC10-DET (see module docstring)."""
+    license = 'not stated (research use with citation)'
+    reference = ('Lv et al., Deep Metallic Surface Defect Detection: The New '
+                 'Benchmark and Detection Network, Sensors 2020')
+
+    def __init__(self, root, config: Optional[dict] = None) -> None:
+        super().__init__(root, config)
+        self.classes = tuple(self.config.get('classes') or CLASSES)
+        self._alias = dict(zip(ENGLISH, CLASSES)) \
+            if self.classes == CLASSES else {}
+        self.xml_dir = next((self.root / n for n in ('lable', 'label',
+                                                     'Annotations')
+                             if (self.root / n).is_dir()), None)
+        if self.xml_dir is None:
+            raise ConversionError(self.root, 'no lable/ (VOC XML) folder')
+
+    def scan(self) -> List[Tuple[str, str]]:
+        items = []
+        for d in subdirs(self.root):
+            if d == self.xml_dir:
+                continue
+            for p in list_images(d):
+                items.append((rel_posix(self.root, p),
+                              rel_posix(self.root,
+                                        self.xml_dir / f'{p.stem}.xml')))
+        if not items:
+            raise ConversionError(self.root, 'no images in class folders')
+        return items
+
+    def item_path(self, item: Any) -> str:
+        return item[0]
+
+    def load(self, item) -> ImageRecord:
+        rel, xml_rel = item
+        h, w = image_size(self.root / rel)
+        xml = self.root / xml_rel
+        if not xml.is_file():
+            if self.config.get('missing_xml') == 'normal':
+                return ImageRecord(rel, w, h, is_normal=True)
+            raise ConversionError(xml, 'missing annotation for image '
+                                  f'{rel}')
+        (xw, xh), objs = parse_voc_xml(xml)
+        known = set(self.classes)
+        objs = [(self._alias.get(n.lower(), n), b, a) for n, b, a in objs]
+        for k, (n, _, _) in enumerate(objs):
+            if n not in known:
+                raise ConversionError(xml, f'unknown class name {n!r} '
+                                      f'(object {k})')
+        if (xw, xh) != (0, 0) and (xw, xh) != (w, h):
+            raise ConversionError(xml, f'XML size {xw}x{xh} differs from '
+                                  f'image size {w}x{h}')
+        inst = [Instance(n, bbox=b, attributes=a, source_path=str(xml))
+                for n, b, a in objs]
+        return ImageRecord(rel, w, h, instances=inst, is_normal=not inst)

@@ -1,0 +1,2 @@
+# Copyright (c) imdd-mm contributors. Licensed under the Apache License 2.0.
+from . import functional, metrics  # noqa: F401

@@ -1,0 +1,63 @@
+# Copyright (c) imdd-mm contributors. Licensed under the Apache License 2.0.
+"""Image-level defect classification accuracy (Table 3)."""
+from typing import Optional, Sequence
+
+from mmdet.registry import METRICS
+from mmengine.evaluator import BaseMetric
+
+from ..functional import classification_metrics
+from .sample_utils import gt_image_labels, sample_name
+
+
+@METRICS.register_module()
+class IMDDClassificationMetric(BaseMetric):
+    """Accuracy of the open-vocabulary image label.
+
+    Prediction: the sample's ``pred_image_label`` (int, -1 = normal).
+    Ground truth: ``is_normal`` -> -1, else metainfo ``image_label`` when set
+    (classification-only sources), else the classes of ``gt_instances``
+    (see :func:`sample_utils.gt_image_labels` for ``multi_label``).
+
+    Metrics (fractions in [0, 1]; definitions in
+    :mod:`imdd_mm.evaluation.functional.classification`): ``accuracy``,
+    ``mean_class_accuracy``, ``binary_accuracy`` (defective vs normal).
+
+    Args:
+        multi_label (str): for images with instances of several classes:
+            ``'any'`` (correct if the prediction is one of them) or
+            ``'largest'`` (the class covering most pixels).
+        collect_device (str): ``'cpu'`` or ``'gpu'``.
+        prefix (str): metric name prefix. Defaults to ``'cls'``.
+    """
+    default_prefix: Optional[str] = 'cls'
+
+    def __init__(self,
+                 multi_label: str = 'any',
+                 collect_device: str = 'cpu',
+                 prefix: Optional[str] = None) -> None:
+        super().__init__(collect_device=collect_device, prefix=prefix)
+        if multi_label not in ('any', 'largest'):
+            raise ValueError("multi_label must be 'any' or 'largest', got "
+                             f'{multi_label!r}')
+        self.multi_label = multi_label
+
+    def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
+        for sample in data_samples:
+            pred = sample.get('pred_image_label')
+            if pred is None:
+                raise KeyError(
+                    f'{sample_name(sample)}: prediction has no '
+                    '`pred_image_label`; the model must set it (DESIGN '
+                    '"Samples") for IMDDClassificationMetric')
+            if hasattr(pred, 'item'):
+                pred = pred.item()
+            target = sorted(gt_image_labels(sample, self.multi_label))
+            self.results.append((int(pred), target))
+
+    def compute_metrics(self, results: list) -> dict:
+        preds = [p for p, _ in results]
+        targets = [t for _, t in results]
+        out = classification_metrics(preds, targets)
+        return dict(accuracy=out['accuracy'],
+                    mean_class_accuracy=out['mean_class_accuracy'],
+                    binary_accuracy=out['binary_accuracy'])

@@ -1,0 +1,148 @@
+# Copyright (c) imdd-mm contributors. Licensed under the Apache License 2.0.
+"""Pixel-level defect segmentation metrics (Tables 5, 7, 11)."""
+import warnings
+from typing import Optional, Sequence
+
+import numpy as np
+from mmdet.registry import METRICS
+from mmengine.evaluator import BaseMetric
+
+from ..functional import (areas_to_metrics, binary_seg_counts,
+                          binary_seg_metrics, intersect_and_union)
+from .sample_utils import gt_label_map, sample_name, to_numpy
+
+
+@METRICS.register_module()
+class DefectSegMetric(BaseMetric):
+    """Pixel accuracy, F1, IoU and Dice of defect segmentation.
+
+    Counts are pooled over all pixels of all images (definitions in
+    :mod:`imdd_mm.evaluation.functional.segmentation`; identical to
+    MMSegmentation's ``IoUMetric`` on the same label maps).
+
+    Prediction: ``pred_sem_seg.sem_seg`` (1, H, W), 0 = normal, ``k + 1`` =
+    class ``k`` (``pred_source='sem_seg'``), or ``pred_score_map.data >=
+    score_thr`` as a binary defect map (``pred_source='score_map'``, for
+    anomaly baselines; then only the binary metrics are reported).
+    Ground truth: the ``gt_instances`` masks at the original size (later
+    instances win where they overlap), or ``gt_sem_seg.sem_seg`` with
+    ``gt_source='sem_seg'`` (255 = ignore).
+
+    Metrics (fractions): binary defect-vs-normal ``acc, precision, recall,
+    f1, iou, dice`` (the paper's Table 5 columns) and, with ``sem_seg``
+    predictions, multi-class ``aAcc, mIoU, mAcc, mDice, mFscore`` over the
+    background and every class (NaN classes skipped, as in mmseg), plus
+    ``IoU_<class>`` when ``per_class=True``.
+
+    Args:
+        num_classes (int, optional): defect classes; defaults to
+            ``len(dataset_meta['classes'])``.
+        pred_source (str): ``'sem_seg'`` or ``'score_map'``.
+        score_thr (float): threshold of ``pred_source='score_map'``.
+        gt_source (str): ``'instances'`` or ``'sem_seg'``.
+        ignore_index (int): ignored ground-truth value.
+        per_class (bool): also report per-class IoU.
+        collect_device (str): ``'cpu'`` or ``'gpu'``.
+        prefix (str): metric name prefix. Defaults to ``'seg'``.
+    """
+    default_prefix: Optional[str] = 'seg'
+
+    def __init__(self,
+                 num_classes: Optional[int] = None,
+                 pred_source: str = 'sem_seg',
+                 score_thr: float = 0.5,
+                 gt_source: str = 'instances',
+                 ignore_index: int = 255,
+                 per_class: bool = False,
+                 collect_device: str = 'cpu',
+                 prefix: Optional[str] = None) -> None:
+        super().__init__(collect_device=collect_device, prefix=prefix)
+        if pred_source not in ('sem_seg', 'score_map'):
+            raise ValueError("pred_source must be 'sem_seg' or 'score_map', "
+                             f'got {pred_source!r}')
+        if gt_source not in ('instances', 'sem_seg'):
+            raise ValueError("gt_source must be 'instances' or 'sem_seg', "
+                             f'got {gt_source!r}')
+        self.num_classes = num_classes
+        self.pred_source = pred_source
+        self.score_thr = score_thr
+        self.gt_source = gt_source
+        self.ignore_index = ignore_index
+        self.per_class = per_class
+
+    def _num_labels(self) -> int:
+        num = self.num_classes
+        if num is None:
+            classes = (self.dataset_meta or {}).get('classes')
+            if classes is None:
+                raise ValueError('DefectSegMetric needs num_classes or a '
+                                 "dataset_meta with 'classes'")
+            num = len(classes)
+        return int(num) + 1  # + normal background
+
+    def _pred_map(self, sample: dict) -> np.ndarray:
+        if self.pred_source == 'sem_seg':
+            field = sample.get('pred_sem_seg')
+            if field is None:
+                raise KeyError(f'{sample_name(sample)}: no `pred_sem_seg` '
+                               'in the prediction')
+            pred = to_numpy(field.get('sem_seg'))
+            return pred.reshape(pred.shape[-2:]).astype(np.int64)
+        field = sample.get('pred_score_map')
+        if field is None:
+            raise KeyError(f'{sample_name(sample)}: no `pred_score_map` in '
+                           'the prediction')
+        score = to_numpy(field.get('data'))
+        return (score.reshape(score.shape[-2:]) >= self.score_thr).astype(
+            np.int64)
+
+    def _gt_map(self, sample: dict, shape) -> np.ndarray:
+        if self.gt_source == 'instances':
+            return gt_label_map(sample, shape)
+        field = sample.get('gt_sem_seg')
+        if field is None:
+            raise KeyError(f'{sample_name(sample)}: no `gt_sem_seg`')
+        gt = to_numpy(field.get('sem_seg'))
+        gt = gt.reshape(gt.shape[-2:]).astype(np.int64)
+        if gt.shape != tuple(shape):
+            raise ValueError(f'{sample_name(sample)}: gt_sem_seg is '
+                             f'{gt.shape}, prediction {tuple(shape)}')
+        return gt
+
+    def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
+        num_labels = self._num_labels()
+        for sample in data_samples:
+            pred = self._pred_map(sample)
+            gt = self._gt_map(sample, pred.shape)
+            ignore = gt == self.ignore_index
+            counts = binary_seg_counts(pred > 0, (gt > 0) & ~ignore,
+                                       ignore=ignore)
+            if self.pred_source == 'sem_seg':
+                areas = np.stack(
+                    intersect_and_union(pred, gt, num_labels,
+                                        self.ignore_index))
+            else:
+                areas = None
+            self.results.append((counts, areas))
+
+    def compute_metrics(self, results: list) -> dict:
+        counts = np.sum([c for c, _ in results], axis=0)
+        out = dict(binary_seg_metrics(counts))
+        if self.pred_source == 'sem_seg' and results:
+            totals = np.sum([a for _, a in results], axis=0)
+            per = areas_to_metrics(*totals)
+            with warnings.catch_warnings():  # all-NaN means stay NaN
+                warnings.simplefilter('ignore', RuntimeWarning)
+                out.update(
+                    aAcc=float(per['aAcc']),
+                    mIoU=float(np.nanmean(per['IoU'])),
+                    mAcc=float(np.nanmean(per['Acc'])),
+                    mDice=float(np.nanmean(per['Dice'])),
+                    mFscore=float(np.nanmean(per['Fscore'])))
+            if self.per_class:
+                names = ['normal'] + list(
+                    (self.dataset_meta or {}).get('classes') or
+                    [str(i) for i in range(len(per['IoU']) - 1)])
+                for name, iou in zip(names, per['IoU']):
+                    out[f'IoU_{name}'] = float(iou)
+        return out

@@ -1,0 +1,216 @@
+# Copyright (c) imdd-mm contributors. Licensed under the Apache License 2.0.
+"""Open-vocabulary classification shared by the mmdet and mmseg heads.
+
+The classifier of eq. 12: queries are projected to the text space and
+scored by a scaled cosine similarity with the cached text embeddings of the
+active vocabulary plus a learnable no-object ("void") embedding.
+"""
+import math
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def nouns_of(img_meta: dict) -> List[str]:
+    """Caption nouns of a sample: metainfo ``caption_nouns``, else extracted
+    from ``caption`` by :func:`imdd_mm.vocab.extract_nouns` when available.
+
+    Args:
+        img_meta (dict): Sample metainfo.
+
+    Returns:
+        list[str]: Unique nouns in order of appearance (may be empty).
+    """
+    nouns = img_meta.get('caption_nouns')
+    if nouns is None or len(nouns) == 0:
+        caption = img_meta.get('caption') or ''
+        nouns = []
+        if caption:
+            try:
+                from imdd_mm.vocab import extract_nouns
+            except ImportError:
+                extract_nouns = None
+            if extract_nouns is not None:
+                nouns = list(extract_nouns(caption))
+    seen, out = set(), []
+    for noun in nouns:
+        noun = str(noun).strip()
+        if noun and noun not in seen:
+            seen.add(noun)
+            out.append(noun)
+    return out
+
+
+class OpenVocabClassifierMixin:
+    """Adds a text-embedding classifier to an ``nn.Module`` head.
+
+    The frozen text encoder is kept outside the module tree (not a child
+    module), so its weights are in neither ``state_dict()``,
+    ``parameters()`` nor the DDP bucket; ``_apply`` moves it with the head.
+    The vocabulary embeddings are a non-persistent buffer.
+    """
+
+    def _init_open_vocab(self,
+                         text_encoder,
+                         query_dim: int,
+                         prompt_templates: Optional[Sequence[str]] = None,
+                         logit_scale_init: float = math.log(1 / 0.07),
+                         learnable_logit_scale: bool = True,
+                         max_logit_scale: float = 100.0,
+                         void_weight: float = 0.1) -> None:
+        if isinstance(text_encoder, nn.Module):
+            encoder = text_encoder
+        else:
+            from mmdet.registry import MODELS
+            encoder = MODELS.build(text_encoder)
+        encoder.eval()
+        for param in encoder.parameters():
+            param.requires_grad_(False)
+        # hidden: a plain attribute in __dict__, not a registered child
+        self.__dict__['_text_encoder'] = encoder
+        text_dim = int(encoder.embed_dim)
+        self.text_dim = text_dim
+        self.prompt_templates = (
+            tuple(prompt_templates) if prompt_templates is not None else None)
+        self.cls_proj = nn.Linear(query_dim, text_dim)
+        self.void_embedding = nn.Parameter(torch.randn(text_dim) /
+                                           math.sqrt(text_dim))
+        self.logit_scale = nn.Parameter(
+            torch.tensor(float(logit_scale_init)),
+            requires_grad=learnable_logit_scale)
+        self.max_logit_scale = float(max_logit_scale)
+        self.void_weight = float(void_weight)
+        self.register_buffer(
+            'class_embeddings', torch.zeros(0, text_dim), persistent=False)
+        self._vocabulary: Optional[Tuple[str, ...]] = None
+        self._word_cache: Dict[str, Tensor] = {}
+        self._query_embeds: List[Tensor] = []
+        self.num_things_classes = 0
+        self.num_stuff_classes = 0
+        self.num_classes = 0
+
+    # -- text encoder ---------------------------------------------------
+    @property
+    def text_encoder(self) -> nn.Module:
+        """The frozen text encoder (not part of the module tree)."""
+        return self.__dict__['_text_encoder']
+
+    def _apply(self, fn, *args, **kwargs):
+        super()._apply(fn, *args, **kwargs)
+        self.text_encoder._apply(fn, *args, **kwargs)
+        return self
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.text_encoder.eval()
+        return self
+
+    def _text_device(self) -> torch.device:
+        return self.cls_proj.weight.device
+
+    # -- vocabulary -----------------------------------------------------
+    @property
+    def vocabulary(self) -> Optional[Tuple[str, ...]]:
+        """The active category names (None before one is set)."""
+        return self._vocabulary
+
+    @property
+    def class_weight(self) -> List[float]:
+        """Cross-entropy class weights: 1 per category, ``void_weight`` for
+        no-object."""
+        return [1.0] * self.num_classes + [self.void_weight]
+
+    @torch.no_grad()
+    def set_vocabulary(self, names: Sequence[str]) -> None:
+        """Activate a vocabulary (category names; may be unseen in
+        training). Text embeddings come from the encoder's cache when the
+        names were encoded before.
+
+        Args:
+            names (Sequence[str]): Category names, index = label.
+        """
+        names = tuple(str(n) for n in names)
+        if len(names) == 0:
+            raise ValueError('the vocabulary must contain at least one name')
+        if names == self._vocabulary and \
+                self.class_embeddings.shape[0] == len(names):
+            return
+        embeds = self.text_encoder.encode_names(
+            list(names), self.prompt_templates)
+        embeds = F.normalize(embeds.float(), dim=-1)
+        self.class_embeddings = embeds.to(self._text_device())
+        self._vocabulary = names
+        self.num_things_classes = len(names)
+        self.num_stuff_classes = 0
+        self.num_classes = len(names)
+        if hasattr(self, 'loss_cls') and hasattr(self.loss_cls,
+                                                 'class_weight'):
+            self.loss_cls.class_weight = self.class_weight
+
+    def _require_vocabulary(self) -> None:
+        if self._vocabulary is None:
+            raise RuntimeError(
+                f'{type(self).__name__} has no vocabulary: set '
+                '`vocabulary` in the config, call set_vocabulary(names), or '
+                'assign model.dataset_meta = dict(classes=...)')
+        if self.class_embeddings.device != self._text_device():
+            self.class_embeddings = self.class_embeddings.to(
+                self._text_device())
+
+    @torch.no_grad()
+    def encode_words(self, batch_words: List[List[str]],
+                     device: torch.device) -> Tuple[Tensor, Tensor]:
+        """Normalised text embeddings of caption nouns, padded per sample.
+
+        Args:
+            batch_words (list[list[str]]): Nouns per sample.
+            device (torch.device): Output device.
+
+        Returns:
+            tuple[Tensor, Tensor]: ``(B, W, D)`` embeddings and ``(B, W)``
+            bool mask of real words (W = max number of nouns, >= 1).
+        """
+        missing = sorted({w for words in batch_words for w in words} -
+                         set(self._word_cache))
+        if missing:
+            embeds = self.text_encoder.encode_names(missing,
+                                                    self.prompt_templates)
+            embeds = F.normalize(embeds.float(), dim=-1).cpu()
+            if len(self._word_cache) > 50000:
+                self._word_cache.clear()
+            for word, emb in zip(missing, embeds):
+                self._word_cache[word] = emb
+        num = len(batch_words)
+        width = max([len(words) for words in batch_words] + [1])
+        out = torch.zeros(num, width, self.text_dim)
+        mask = torch.zeros(num, width, dtype=torch.bool)
+        for i, words in enumerate(batch_words):
+            for j, word in enumerate(words):
+                out[i, j] = self._word_cache[word]
+                mask[i, j] = True
+        return out.to(device), mask.to(device)
+
+    # -- classifier -----------------------------------------------------
+    def embed_queries(self, decoder_out: Tensor) -> Tensor:
+        """(B, Q, C) decoder output -> (B, Q, D) normalised text-space
+        embeddings."""
+        return F.normalize(self.cls_proj(decoder_out), dim=-1)
+
+    def classify(self, query_embeds: Tensor) -> Tensor:
+        """Eq. 12 logits of normalised query embeddings.
+
+        Args:
+            query_embeds (Tensor): (B, Q, D), L2-normalised.
+
+        Returns:
+            Tensor: (B, Q, K+1) logits; the last column is no-object.
+        """
+        void = F.normalize(self.void_embedding, dim=-1)[None]
+        text = torch.cat(
+            [self.class_embeddings.to(void.dtype), void], dim=0)
+        scale = self.logit_scale.exp().clamp(max=self.max_logit_scale)
+        return scale * torch.einsum('bqd,kd->bqk', query_embeds,
+                                    text.to(query_embeds.dtype))

@@ -1,0 +1,71 @@
+# Copyright (c) imdd-mm contributors. Licensed under the Apache License 2.0.
+"""Boxes from masks under the two box conventions (docs/DESIGN.md, "Box
+convention"): one box per mask, or one box per 8-connected component."""
+from typing import Tuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+def masks_to_boxes(masks: Tensor) -> Tensor:
+    """Tight xyxy boxes of binary masks (pixel-edge convention: a single
+    pixel at (x, y) gives ``[x, y, x + 1, y + 1]``); empty masks give zeros.
+
+    Args:
+        masks (Tensor): (N, H, W) bool.
+
+    Returns:
+        Tensor: (N, 4) float32.
+    """
+    num = masks.shape[0]
+    boxes = masks.new_zeros((num, 4), dtype=torch.float32)
+    if num == 0:
+        return boxes
+    rows = masks.any(dim=2)  # (N, H)
+    cols = masks.any(dim=1)  # (N, W)
+    nonempty = rows.any(dim=1)
+    h, w = masks.shape[-2:]
+    ar_h = torch.arange(h, device=masks.device)
+    ar_w = torch.arange(w, device=masks.device)
+    big = max(h, w) + 1
+    y1 = torch.where(rows, ar_h, big).amin(dim=1)
+    y2 = torch.where(rows, ar_h, -1).amax(dim=1) + 1
+    x1 = torch.where(cols, ar_w, big).amin(dim=1)
+    x2 = torch.where(cols, ar_w, -1).amax(dim=1) + 1
+    boxes[:, 0], boxes[:, 1] = x1.float(), y1.float()
+    boxes[:, 2], boxes[:, 3] = x2.float(), y2.float()
+    boxes[~nonempty] = 0
+    return boxes
+
+
+def split_components(masks: Tensor, labels: Tensor,
+                     scores: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+    """Split every mask into its 8-connected components; label and score are
+    repeated per component and empty masks are dropped.
+
+    Args:
+        masks (Tensor): (N, H, W) bool.
+        labels (Tensor): (N,) long.
+        scores (Tensor): (N,) float.
+
+    Returns:
+        tuple[Tensor, Tensor, Tensor]: Component masks (M, H, W), labels
+        (M,), scores (M,).
+    """
+    import cv2
+    out_masks, out_labels, out_scores = [], [], []
+    masks_np = masks.cpu().numpy().astype(np.uint8)
+    for i, mask in enumerate(masks_np):
+        if not mask.any():
+            continue
+        num, comp = cv2.connectedComponents(mask, connectivity=8)
+        for c in range(1, num):
+            out_masks.append(torch.from_numpy(comp == c))
+            out_labels.append(i)
+    if not out_masks:
+        return (masks.new_zeros((0, ) + tuple(masks.shape[-2:])),
+                labels[:0], scores[:0])
+    idx = torch.tensor(out_labels, device=labels.device)
+    return (torch.stack(out_masks).to(masks.device), labels[idx],
+            scores[idx])
