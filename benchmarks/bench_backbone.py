@@ -40,6 +40,8 @@ def parse_args():
                    default='fp32', help='autocast dtype (fp32 = off)')
     p.add_argument('--threads', type=int, default=0,
                    help='torch CPU threads (0 = leave as is)')
+    p.add_argument('--timer', choices=('wall', 'cpu'), default='wall',
+                   help="'cpu' = process CPU time (robust on shared cores)")
     return p.parse_args()
 
 
@@ -48,16 +50,16 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
-def _time(fn, device, repeats, warmup):
+def _time(fn, device, repeats, warmup, clock=time.perf_counter):
     for _ in range(warmup):
         fn()
     times = []
     for _ in range(repeats):
         _sync(device)
-        t0 = time.perf_counter()
+        t0 = clock()
         fn()
         _sync(device)
-        times.append(time.perf_counter() - t0)
+        times.append(clock() - t0)
     return statistics.median(times)
 
 
@@ -112,14 +114,17 @@ def main():
     for k in a:
         torch.testing.assert_close(a[k].float(), b[k].float(), rtol=2e-2,
                                    atol=2e-2)
-    t_taps = _time(taps, device, args.repeats, args.warmup)
-    t_full = _time(full, device, args.repeats, args.warmup)
+    clock = time.process_time if args.timer == 'cpu' else time.perf_counter
+    t_taps = _time(taps, device, args.repeats, args.warmup, clock)
+    t_full = _time(full, device, args.repeats, args.warmup, clock)
     for h in hooks:
         h.remove()
-    dev_name = (torch.cuda.get_device_name(device)
-                if device.type == 'cuda' else f'cpu x{torch.get_num_threads()}')
+    if device.type == 'cuda':
+        dev_name = torch.cuda.get_device_name(device)
+    else:
+        dev_name = f'cpu x{torch.get_num_threads()}'
     print(f'config={args.config} size={args.size} batch={args.batch} '
-          f'dtype={args.dtype} device={dev_name}')
+          f'dtype={args.dtype} device={dev_name} timer={args.timer}')
     print(f'encoder taps (VAE + down + mid): {t_taps * 1e3:9.1f} ms')
     print(f'full U-Net forward + hooks     : {t_full * 1e3:9.1f} ms')
     print(f'ratio full / taps              : {t_full / t_taps:9.2f}x')

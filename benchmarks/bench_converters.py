@@ -30,7 +30,8 @@ if _REPO not in sys.path:
 
 import cv2  # noqa: E402
 
-from data_converters.base import get_converter, run_conversion  # noqa: E402
+from data_converters.base import (_chunksize, get_converter,  # noqa: E402
+                                  run_conversion)
 
 
 def _decode(path: str) -> int:
@@ -50,7 +51,7 @@ def decode_only(paths, nproc: int) -> float:
             _decode(p)
     else:
         ctx = mp.get_context('fork')
-        chunk = max(1, min(64, len(paths) // (nproc * 8)))
+        chunk = _chunksize(len(paths), nproc)  # same as the converter
         with ctx.Pool(nproc, initializer=_init) as pool:
             for _ in pool.imap(_decode, paths, chunksize=chunk):
                 pass

@@ -11,8 +11,9 @@ worker processes). Everything else - validation, RLE encoding, boxes, areas,
 taxonomy fields, captions and nouns, ids, seeded splits, parallelism, the
 ``--on-error`` policy and atomic, byte-identical writing - is done here.
 
-How to add a converter (one module in ``data_converters/``; ``convert.py``
-imports every module of the package, so nothing else needs editing)::
+How to add a converter (one module in ``data_converters/`` or
+``data_converters/sources/``; ``convert.py`` imports every module of the
+package, so nothing else needs editing)::
 
     # data_converters/my_source.py
     from data_converters.base import (BaseConverter, ConversionError,
@@ -38,9 +39,10 @@ imports every module of the package, so nothing else needs editing)::
                 return ImageRecord(rel, w, h, is_normal=True)
             mask_path = self.root / rel.replace('/img/', '/mask/')
             mask = read_mask(mask_path, (h, w))         # bool, size checked
-            return ImageRecord(rel, w, h, image_label=cls,
-                               instances=[Instance(cls, mask=mask,
-                                                   source_path=str(mask_path))])
+            return ImageRecord(
+                rel, w, h, image_label=cls,
+                instances=[Instance(cls, mask=mask,
+                                    source_path=str(mask_path))])
 
 Map every name in ``classes`` into the unified taxonomy by adding the source
 to ``imdd_mm/vocab/data/source_categories.json`` (or override
@@ -62,8 +64,15 @@ Record conventions:
   rectangle polygon and ``attributes['box_only'] = True``.
 * An empty mask is an error (``ConversionError``) unless the converter
   decides otherwise (e.g. Magnetic Tile keeps the image-level label).
+
+Output details beyond docs/DESIGN.md: COCO images also carry ``product``,
+``material`` (caption subject) and ``attributes`` (``ImageRecord.attributes``);
+annotations carry ``attributes`` (e.g. ``difficult``, ``box_only``).
+Image ids are 1..N over all splits in ``file_name`` order, annotation ids
+1..M in image order, so splits of one conversion never share ids.
 """
 import json
+import math
 import multiprocessing as mp
 import os
 import os.path as osp
@@ -309,7 +318,7 @@ def read_mask(path: PathLike,
 
 def mask_to_rle(mask: np.ndarray) -> Dict[str, Any]:
     """Boolean mask (H, W) -> COCO RLE ``{'size': [H, W], 'counts': str}``."""
-    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    rle = mask_utils.encode(np.asfortranarray(mask, dtype=np.uint8))
     return {'size': [int(rle['size'][0]), int(rle['size'][1])],
             'counts': rle['counts'].decode('ascii')}
 
@@ -529,7 +538,7 @@ class BaseConverter:
             src = inst.source_path or where
             attrs = dict(inst.attributes)
             if inst.mask is not None:
-                m = np.asarray(inst.mask).astype(bool)
+                m = np.asarray(inst.mask, dtype=bool)
                 if m.shape != (rec.height, rec.width):
                     raise ConversionError(
                         src, f'mask size {m.shape[1]}x{m.shape[0]} differs '
@@ -546,11 +555,12 @@ class BaseConverter:
                 x0, y0 = max(0.0, x), max(0.0, y)
                 x1 = min(float(rec.width), x + w)
                 y1 = min(float(rec.height), y + h)
-                if not all(np.isfinite([x, y, w, h])) or x1 <= x0 \
-                        or y1 <= y0:
+                finite = all(math.isfinite(v) for v in (x, y, w, h))
+                if not finite or x1 <= x0 or y1 <= y0:
                     raise ConversionError(
-                        src, f'degenerate or out-of-image box {list(inst.bbox)}'
-                        f' for image {rec.width}x{rec.height}')
+                        src, 'degenerate or out-of-image box '
+                        f'{list(inst.bbox)} for image '
+                        f'{rec.width}x{rec.height}')
                 bbox = [x0, y0, x1 - x0, y1 - y0]
                 seg = box_to_polygon(bbox)
                 area = bbox[2] * bbox[3]
@@ -687,6 +697,11 @@ def _work(item: Any) -> Dict[str, Any]:
                             'item': conv.item_path(item)}}
 
 
+def _chunksize(n: int, nproc: int) -> int:
+    """Items per task: small enough to balance the tail."""
+    return max(1, min(16, n // (nproc * 8)))
+
+
 def _map(converter: BaseConverter, items: List[Any], nproc: int, skip: bool,
          progress: bool) -> List[Dict[str, Any]]:
     from tqdm import tqdm
@@ -702,7 +717,7 @@ def _map(converter: BaseConverter, items: List[Any], nproc: int, skip: bool,
         else:
             methods = mp.get_all_start_methods()
             ctx = mp.get_context('fork' if 'fork' in methods else None)
-            chunk = max(1, min(64, len(items) // (nproc * 8)))
+            chunk = _chunksize(len(items), nproc)
             with ctx.Pool(nproc, initializer=_init_worker,
                           initargs=(converter, skip)) as pool:
                 for r in pool.imap(_work, items, chunksize=chunk):
@@ -795,10 +810,14 @@ def run_conversion(converter: BaseConverter,
     texts['captions.jsonl'] = ''.join(line + '\n' for line in lines)
     texts['categories.json'] = dumps_json(cats) + '\n'
     texts['skipped.json'] = dumps_json(skipped) + '\n'
-    # everything is rendered; now write (each file atomically)
+    # everything is rendered; now write (each file atomically) and drop
+    # split files a previous run left behind
     for rel, text in texts.items():
         atomic_write_text(out / rel, text)
         files[rel] = str(out / rel)
+    for old in sorted((out / 'annotations').glob('*.json')):
+        if f'annotations/{old.name}' not in texts:
+            old.unlink()
     return {
         'num_images': len(done),
         'num_annotations': ann_id,

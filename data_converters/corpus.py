@@ -5,7 +5,7 @@ Input: one or more converter output folders (``convert.py ... --out-dir``)::
 
     OUT/
     ├── annotations/<split>.json   COCO instances (images carry caption,
-    │                              caption_nouns, is_normal, source, split, ...)
+    │                              caption_nouns, is_normal, source, ...)
     ├── captions.jsonl             one line per image (its ``image_root`` is
     │                              where ``file_name`` is relative to)
     └── categories.json            categories with taxonomy fields (imdd_id)
@@ -75,6 +75,7 @@ from typing import (Any, Dict, Iterable, Iterator, List, Optional, Sequence,
                     Set, Tuple, Union)
 
 INDEX_VERSION = 1
+_BATCH = 512  # rows per sqlite executemany (bounds the staging memory)
 SHARD_PATTERN = 'shard-{:05d}.jsonl'
 NORMAL_CLASS = 'normal'
 _HEX64 = re.compile(r'^[0-9a-fA-F]{64}$')
@@ -158,14 +159,17 @@ class _JsonStream:
                                  f'{nxt or "end of file"!r}')
 
 
-def iter_json_array(path: str, key: str,
-                    chunk_size: int = 1 << 18) -> Iterator[Any]:
-    """Yield the elements of ``obj[key]`` of the top-level object in ``path``
-    one at a time, never holding the whole file in memory.
+#: Sentinel yielded by :func:`iter_json_arrays` after an array's last item.
+END = object()
 
-    Other top-level values are skipped element by element. A missing key
-    yields nothing.
-    """
+
+def iter_json_arrays(path: str, keys: Sequence[str],
+                     chunk_size: int = 1 << 18) -> Iterator[Tuple[str, Any]]:
+    """One streaming pass over the top-level object in ``path``: yield
+    ``(key, element)`` for every element of the arrays named in ``keys``, in
+    file order, then ``(key, END)`` when that array is complete. Other
+    values are skipped; the whole file is never held in memory."""
+    keys = set(keys)
     stream = _JsonStream(path, chunk_size)
     try:
         stream.expect('{')
@@ -176,12 +180,13 @@ def iter_json_array(path: str, key: str,
             if not isinstance(name, str):
                 raise ValueError(f'{path}: invalid JSON object key {name!r}')
             stream.expect(':')
-            if name == key:
+            if name in keys:
                 if stream.peek() != '[':
-                    raise ValueError(f'{path}: "{key}" is not a JSON array')
-                yield from stream.iter_array()
-                return
-            if stream.peek() == '[':
+                    raise ValueError(f'{path}: "{name}" is not a JSON array')
+                for item in stream.iter_array():
+                    yield name, item
+                yield name, END
+            elif stream.peek() == '[':
                 for _ in stream.iter_array():
                     pass
             else:
@@ -195,6 +200,16 @@ def iter_json_array(path: str, key: str,
                                  f'{nxt or "end of file"!r}')
     finally:
         stream.close()
+
+
+def iter_json_array(path: str, key: str,
+                    chunk_size: int = 1 << 18) -> Iterator[Any]:
+    """Yield the elements of ``obj[key]`` of the top-level object in ``path``
+    one at a time (a missing key yields nothing); stops reading after it."""
+    for _, item in iter_json_arrays(path, (key, ), chunk_size):
+        if item is END:
+            return
+        yield item
 
 
 # --------------------------------------------------------------------------
@@ -251,7 +266,8 @@ class CorpusInput:
         image_root: where ``file_name`` is relative to; defaults to the
             ``image_root`` of the first line of ``captions.jsonl`` (relative
             roots are taken relative to ``out_dir``).
-        splits: splits to read (default: every ``annotations/*.json``).
+        splits: splits to read (default: every ``annotations/*.json``,
+            in the order train, val, test, then others by name).
     """
     out_dir: str
     name: Optional[str] = None
@@ -273,8 +289,10 @@ class CorpusInput:
             if not osp.isdir(ann_dir):
                 raise FileNotFoundError(
                     f'{ann_dir}: no annotations/ folder in converted dataset')
+            order = {'train': 0, 'val': 1, 'test': 2}
             self.splits = sorted(
-                f[:-5] for f in os.listdir(ann_dir) if f.endswith('.json'))
+                (f[:-5] for f in os.listdir(ann_dir) if f.endswith('.json')),
+                key=lambda s: (order.get(s, 3), s))
 
     @classmethod
     def parse(cls, spec: str,
@@ -409,69 +427,111 @@ def iter_split_records(inp: CorpusInput, split: str, cats: Dict[int, dict],
             raise ValueError(f'{ann_file}: {what} refers to category id '
                              f'{cat_id!r} not in categories.json')
 
+    def make(img: dict) -> dict:
+        try:
+            file_name = img['file_name']
+            image_id = int(img['id'])
+        except (KeyError, ValueError, TypeError):
+            raise ValueError(f'{ann_file}: image entry without a valid '
+                             f'"id"/"file_name": {img!r:.200}')
+        rec = {
+            'file_name': file_name,
+            'image_root': inp.image_root,
+            'width': img.get('width'),
+            'height': img.get('height'),
+            'caption': img.get('caption', '') or '',
+            'nouns': list(img.get('caption_nouns', img.get('nouns')) or []),
+            'source': img.get('source') or inp.name,
+            'split': img.get('split') or split,
+            'is_normal': bool(img.get('is_normal', False)),
+            'image_label': to_imdd(img.get('image_label'),
+                                   f'image {file_name!r} image_label'),
+            'original_id': image_id,
+            'original_path': img.get('original_path', file_name),
+            'license': img.get('license'),
+        }
+        if with_instances:  # kept as JSON text; the writer embeds it
+            rec['instances'] = [
+                RawJson(row[0]) for row in db.execute(
+                    'SELECT data FROM ann WHERE image_id=? ORDER BY seq',
+                    (image_id, ))
+            ]
+        return rec
+
+    if not with_instances:
+        for img in iter_json_array(ann_file, 'images'):
+            yield make(img)
+        return
+    # One pass. Annotations go to sqlite (keyed by image id); images are
+    # yielded as soon as all annotations are in - directly when the file
+    # lists annotations first (as data_converters.base writes it), else
+    # after being staged in sqlite too.
     db_path = osp.join(tmp_dir, 'annotations.sqlite')
     if osp.exists(db_path):
         os.remove(db_path)
     db = _open_db(db_path)
     try:
-        if with_instances:
-            db.execute('CREATE TABLE ann (image_id INTEGER, seq INTEGER, '
-                       'data TEXT)')
-            batch = []
-            for seq, ann in enumerate(iter_json_array(ann_file,
-                                                      'annotations')):
-                inst = {
-                    'category_id': to_imdd(ann.get('category_id'),
-                                           f'annotation {ann.get("id")}'),
-                    'bbox': ann.get('bbox'),
-                    'area': ann.get('area'),
-                    'segmentation': ann.get('segmentation'),
-                }
-                if ann.get('iscrowd'):
-                    inst['iscrowd'] = 1
-                batch.append((int(ann['image_id']), seq, _dumps(inst)))
-                if len(batch) >= 4096:
-                    db.executemany('INSERT INTO ann VALUES (?,?,?)', batch)
-                    batch.clear()
+        db.execute('CREATE TABLE ann (image_id INTEGER, seq INTEGER, '
+                   'data TEXT)')
+        db.execute('CREATE TABLE img (seq INTEGER PRIMARY KEY, data TEXT)')
+        batch: list = []
+        staged = []
+        anns_done = False
+        n_ann = n_img = 0
+
+        def finish_annotations() -> None:
             if batch:
                 db.executemany('INSERT INTO ann VALUES (?,?,?)', batch)
+                batch.clear()
             db.execute('CREATE INDEX ann_img ON ann (image_id, seq)')
             db.commit()
-        for img in iter_json_array(ann_file, 'images'):
-            try:
-                file_name = img['file_name']
-                image_id = int(img['id'])
-            except (KeyError, ValueError, TypeError):
-                raise ValueError(f'{ann_file}: image entry without a valid '
-                                 f'"id"/"file_name": {img!r:.200}')
-            instances = []
-            if with_instances:  # kept as JSON text; the writer embeds it
-                instances = [
-                    RawJson(row[0]) for row in db.execute(
-                        'SELECT data FROM ann WHERE image_id=? ORDER BY seq',
-                        (image_id, ))
-                ]
-            source = img.get('source') or inp.name
-            rec = {
-                'file_name': file_name,
-                'image_root': inp.image_root,
-                'width': img.get('width'),
-                'height': img.get('height'),
-                'caption': img.get('caption', '') or '',
-                'nouns': list(img.get('caption_nouns', img.get('nouns'))
-                              or []),
-                'source': source,
-                'split': img.get('split') or split,
-                'is_normal': bool(img.get('is_normal', False)),
-                'image_label': to_imdd(img.get('image_label'),
-                                       f'image {file_name!r} image_label'),
-                'original_id': image_id,
-                'original_path': img.get('original_path', file_name),
-                'license': img.get('license'),
-            }
-            if with_instances:
-                rec['instances'] = instances
-            yield rec
+
+        for key, item in iter_json_arrays(ann_file,
+                                          ('annotations', 'images')):
+            if key == 'annotations':
+                if item is END:
+                    finish_annotations()
+                    anns_done = True
+                    continue
+                inst = {
+                    'category_id': to_imdd(item.get('category_id'),
+                                           f'annotation {item.get("id")}'),
+                    'bbox': item.get('bbox'),
+                    'area': item.get('area'),
+                    'segmentation': item.get('segmentation'),
+                }
+                if item.get('iscrowd'):
+                    inst['iscrowd'] = 1
+                batch.append((int(item['image_id']), n_ann, _dumps(inst)))
+                n_ann += 1
+                if len(batch) >= _BATCH:
+                    db.executemany('INSERT INTO ann VALUES (?,?,?)', batch)
+                    batch.clear()
+            elif item is END:
+                if staged:
+                    db.executemany('INSERT INTO img VALUES (?,?)', staged)
+                    staged.clear()
+            elif anns_done:
+                yield make(item)
+            else:
+                staged.append((n_img, _dumps(item)))
+                n_img += 1
+                if len(staged) >= _BATCH:
+                    db.executemany('INSERT INTO img VALUES (?,?)', staged)
+                    staged.clear()
+        if not anns_done:  # no "annotations" key at all
+            finish_annotations()
+        if n_img:
+            last = -1
+            while True:  # page through the staged images
+                rows = db.execute(
+                    'SELECT seq, data FROM img WHERE seq > ? ORDER BY seq '
+                    'LIMIT 1024', (last, )).fetchall()
+                if not rows:
+                    break
+                for seq, data in rows:
+                    yield make(json.loads(data))
+                last = rows[-1][0]
     finally:
         db.close()
         if osp.exists(db_path):

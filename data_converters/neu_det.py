@@ -38,6 +38,7 @@ Science 285 (2013); Y. He et al., "An end-to-end steel surface defect
 detection approach via fusing multiple hierarchical features", IEEE TIM
 69(4) (2020).
 """
+import os
 import xml.etree.ElementTree as ET
 from typing import List, Tuple
 
@@ -115,13 +116,14 @@ class NEUDETConverter(BaseConverter):
     def scan(self) -> List[Tuple[str, str]]:
         items = []
         for img_dir, ann_dir in PAIRS:
-            d = self.root / img_dir
-            if not d.is_dir():
+            d = os.path.join(self.root, img_dir)
+            if not os.path.isdir(d):
                 continue
-            for p in sorted(d.iterdir()):
-                if p.suffix.lower() in ('.jpg', '.jpeg', '.png', '.bmp'):
-                    items.append((f'{img_dir}/{p.name}',
-                                  f'{ann_dir}/{p.stem}.xml'))
+            for name in sorted(os.listdir(d)):
+                stem, ext = os.path.splitext(name)
+                if ext.lower() in ('.jpg', '.jpeg', '.png', '.bmp'):
+                    items.append((f'{img_dir}/{name}',
+                                  f'{ann_dir}/{stem}.xml'))
         if not items:
             raise ConversionError(self.root, 'no images in IMAGES/ or '
                                   'Validation_Images/ (is this NEU-DET?)')
@@ -132,9 +134,9 @@ class NEUDETConverter(BaseConverter):
 
     def load(self, item) -> ImageRecord:
         rel, xml_rel = item
-        img = read_image(self.root / rel)
+        img = read_image(os.path.join(self.root, rel))
         h, w = img.shape[:2]
-        xml_path = self.root / xml_rel
+        xml_path = os.path.join(self.root, xml_rel)
         (xw, xh), objs = parse_voc_xml(xml_path, set(self.classes))
         if (xw, xh) != (0, 0) and (xw, xh) != (w, h):
             raise ConversionError(xml_path, f'XML size {xw}x{xh} differs '
@@ -144,6 +146,6 @@ class NEUDETConverter(BaseConverter):
         if label not in self.classes:
             label = None
         inst = [Instance(name, bbox=box, attributes=attrs,
-                         source_path=str(xml_path))
+                         source_path=xml_path)
                 for name, box, attrs in objs]
         return ImageRecord(rel, w, h, instances=inst, image_label=label)

@@ -32,8 +32,9 @@ Licence: DAGM 2007 competition data, free for non-commercial research
 (see the HCI Heidelberg download page).
 
 Reference: M. Wieler, T. Hahn, "Weakly Supervised Learning for Industrial
-Optical Inspection", DAGM 2007 competition,
-https://hci.iwr.uni-heidelberg.de/content/weakly-supervised-learning-industrial-optical-inspection
+Optical Inspection", DAGM 2007 competition (HCI Heidelberg,
+``hci.iwr.uni-heidelberg.de``, "weakly supervised learning industrial
+optical inspection").
 """
 import re
 from pathlib import Path

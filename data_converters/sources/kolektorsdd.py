@@ -27,7 +27,7 @@ deep-learning approach for surface-defect detection", Journal of Intelligent
 Manufacturing 31 (2020).
 """
 import re
-from typing import List, Optional
+from typing import List
 
 from data_converters.base import (BaseConverter, ConversionError,
                                   ImageRecord, register_converter)

@@ -50,7 +50,7 @@ defect recognition", https://tianchi.aliyun.com/competition/entrance/231682
 """
 import json
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 from data_converters.base import (BaseConverter, ConversionError,
                                   ImageRecord, Instance, register_converter)

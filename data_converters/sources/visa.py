@@ -16,9 +16,11 @@ Expected input tree (``VisA_20220922.tar`` as published)::
     ├── capsules/ cashew/ chewinggum/ fryum/ macaroni1/ macaroni2/
     └── pcb1/ pcb2/ pcb3/ pcb4/ pipe_fryum/
 
-``1cls.csv`` rows look like
-``candle,train,normal,candle/Data/Images/Normal/0836.JPG,`` and
-``candle,test,anomaly,candle/Data/Images/Anomaly/000.JPG,candle/Data/Masks/Anomaly/000.png``.
+``1cls.csv`` rows look like::
+
+    candle,train,normal,candle/Data/Images/Normal/0836.JPG,
+    candle,test,anomaly,candle/Data/Images/Anomaly/000.JPG,
+        candle/Data/Masks/Anomaly/000.png       (one line in the file)
 
 Conversion:
 

@@ -79,8 +79,8 @@ def render_wafer(wafer: np.ndarray) -> bytes:
     if m.ndim != 2 or m.size == 0:
         raise ValueError(f'wafer map must be 2-D and non-empty, got shape '
                          f'{m.shape}')
-    img = (np.clip(m.astype(np.int64), 0, 2) * 127.5).round().astype(
-        np.uint8)
+    lut = np.array([0, 127, 255], np.uint8)
+    img = lut[np.clip(m.astype(np.int64), 0, 2)]
     ok, buf = cv2.imencode('.png', img)
     if not ok:
         raise ValueError('PNG encoding failed')

@@ -2,3 +2,4 @@
 from . import transforms  # noqa: F401
 from .corpus_dataset import IMDDCorpusDataset  # noqa: F401
 from .image_caption import ImageCaptionDataset  # noqa: F401
+from .imdd_coco import IMDDCocoDataset, IMDDCocoSegDataset  # noqa: F401

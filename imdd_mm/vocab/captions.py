@@ -73,10 +73,9 @@ def _region_stats_from_mask(mask: np.ndarray) -> List[Dict[str, Any]]:
         sub = (labels[y:y + h, x:x + w] == k).astype(np.uint8)
         mo = cv2.moments(sub, binaryImage=True)
         a = max(mo['m00'], 1.0)
-        cov = np.array([[mo['mu20'] / a, mo['mu11'] / a],
-                        [mo['mu11'] / a, mo['mu02'] / a]])
-        # a single pixel row/column still has the pixel's own extent
-        cov += np.eye(2) / 12.0
+        # second central moments (+1/12: a pixel's own extent)
+        cov = (mo['mu20'] / a + 1 / 12.0, mo['mu11'] / a,
+               mo['mu02'] / a + 1 / 12.0)
         comps.append({'area': float(area), 'cx': float(cents[k][0]) + ox,
                       'cy': float(cents[k][1]) + oy, 'cov': cov,
                       'box': (x + ox, y + oy, w, h),
@@ -86,26 +85,34 @@ def _region_stats_from_mask(mask: np.ndarray) -> List[Dict[str, Any]]:
 
 def _region_stats_from_box(box: Sequence[float]) -> Dict[str, Any]:
     x, y, w, h = (float(v) for v in box)
-    cov = np.array([[w * w / 12.0, 0.0], [0.0, h * h / 12.0]])
-    return {'area': w * h, 'cx': x + w / 2, 'cy': y + h / 2, 'cov': cov,
-            'box': (x, y, w, h), 'fill': 1.0, 'is_box': True}
+    return {'area': w * h, 'cx': x + w / 2, 'cy': y + h / 2,
+            'cov': (w * w / 12.0, 0.0, h * h / 12.0), 'box': (x, y, w, h),
+            'fill': 1.0, 'is_box': True}
 
 
-def _axis(cov: np.ndarray) -> Tuple[float, float]:
-    """(elongation, angle in degrees of the major axis in [0, 180))."""
-    vals, vecs = np.linalg.eigh(cov)
-    l2, l1 = max(float(vals[0]), 1e-12), max(float(vals[1]), 1e-12)
-    v = vecs[:, 1]
-    ang = math.degrees(math.atan2(float(v[1]), float(v[0]))) % 180.0
-    return math.sqrt(l1 / l2), ang
+def _eig2(cov: Tuple[float, float, float]) -> Tuple[float, float, float]:
+    """Eigen-analysis of the symmetric 2x2 ``[[a, b], [b, c]]``:
+    (major eigenvalue, minor eigenvalue, major-axis angle in degrees in
+    [0, 180), measured from +x towards +y, i.e. image rows downwards)."""
+    a, b, c = cov
+    half_tr = (a + c) / 2.0
+    disc = math.sqrt(max(0.0, ((a - c) / 2.0)**2 + b * b))
+    ang = math.degrees(0.5 * math.atan2(2.0 * b, a - c)) % 180.0
+    return half_tr + disc, half_tr - disc, ang
+
+
+def _axis(cov: Tuple[float, float, float]) -> Tuple[float, float]:
+    """(elongation sqrt(l1/l2), angle in degrees of the major axis)."""
+    l1, l2, ang = _eig2(cov)
+    return math.sqrt(max(l1, 1e-12) / max(l2, 1e-12)), ang
 
 
 def _orientation(elong: float, ang: float, is_box: bool,
-                 cov: np.ndarray) -> Optional[str]:
+                 cov: Tuple[float, float, float]) -> Optional[str]:
     if elong < 1.5:
         return None
     if is_box:
-        return 'horizontal' if cov[0, 0] > cov[1, 1] else 'vertical'
+        return 'horizontal' if cov[0] > cov[2] else 'vertical'
     if ang < 22.5 or ang >= 157.5:
         return 'horizontal'
     if 67.5 <= ang < 112.5:
@@ -123,35 +130,47 @@ def _scale(frac: float) -> str:
     return 'large'
 
 
+def _mean_nn_distance(pts: List[Tuple[float, float]]) -> float:
+    if len(pts) > 64:  # vectorised for many regions
+        p = np.asarray(pts)
+        d = np.sqrt(((p[:, None, :] - p[None, :, :])**2).sum(-1))
+        np.fill_diagonal(d, np.inf)
+        return float(d.min(axis=1).mean())
+    tot = 0.0
+    for i, (xi, yi) in enumerate(pts):
+        tot += min(math.hypot(xi - xj, yi - yj)
+                   for j, (xj, yj) in enumerate(pts) if j != i)
+    return tot / len(pts)
+
+
 def _pattern(comps: List[Dict[str, Any]], diag: float) -> str:
     n = len(comps)
     if n <= 1:
         return 'isolated'
-    pts = np.array([[c['cx'], c['cy']] for c in comps])
-    center = pts.mean(axis=0)
+    pts = [(c['cx'], c['cy']) for c in comps]
+    mx = sum(p[0] for p in pts) / n
+    my = sum(p[1] for p in pts) / n
     if n >= 3:
-        cv = np.cov(pts.T, bias=True)
-        vals = np.linalg.eigvalsh(cv)
-        if vals[1] > 1e-9 and vals[0] / vals[1] < 0.02 \
-                and math.sqrt(vals[1]) > 0.05 * diag:
+        sxx = sum((p[0] - mx)**2 for p in pts) / n
+        syy = sum((p[1] - my)**2 for p in pts) / n
+        sxy = sum((p[0] - mx) * (p[1] - my) for p in pts) / n
+        l1, l2, _ = _eig2((sxx, sxy, syy))
+        if l1 > 1e-9 and l2 / l1 < 0.02 and math.sqrt(l1) > 0.05 * diag:
             return 'linear arrangement'
     if n >= 4:
         cosines = []
         for c in comps:
             elong, ang = _axis(c['cov'])
-            r = np.array([c['cx'], c['cy']]) - center
-            rn = float(np.linalg.norm(r))
+            rx, ry = c['cx'] - mx, c['cy'] - my
+            rn = math.hypot(rx, ry)
             if elong < 2.0 or rn < 1e-6:
                 cosines = []
                 break
-            a = math.radians(ang)
-            cosines.append(abs(math.cos(a) * r[0] / rn +
-                               math.sin(a) * r[1] / rn))
-        if cosines and float(np.mean(cosines)) >= 0.85:
+            t = math.radians(ang)
+            cosines.append(abs(math.cos(t) * rx / rn + math.sin(t) * ry / rn))
+        if cosines and sum(cosines) / len(cosines) >= 0.85:
             return 'radial distribution'
-    d = np.sqrt(((pts[:, None, :] - pts[None, :, :])**2).sum(-1))
-    np.fill_diagonal(d, np.inf)
-    nn = float(d.min(axis=1).mean())
+    nn = _mean_nn_distance(pts)
     return 'clustered' if nn < 0.1 * diag else 'scattered'
 
 
@@ -186,8 +205,8 @@ def describe_regions(regions: Union[Region, Sequence[Region]],
             if r.shape != (H, W):
                 raise ValueError(f'mask shape {r.shape} != image (H, W) '
                                  f'{(H, W)}')
-            mask_union = r.astype(bool) if mask_union is None \
-                else (mask_union | r.astype(bool))
+            r = np.asarray(r, dtype=bool)
+            mask_union = r if mask_union is None else (mask_union | r)
         else:
             comps.append(_region_stats_from_box(r))
             union_area += comps[-1]['area']

@@ -84,8 +84,10 @@ def load_vocabulary() -> List[Dict[str, str]]:
 
 
 @lru_cache(maxsize=1)
-def _matcher() -> Tuple[Dict[Tuple[str, ...], Dict[str, str]], int]:
-    """token tuple -> term entry; canonical names beat synonyms."""
+def _matcher() -> Tuple[Dict[Tuple[str, ...], Dict[str, str]],
+                        Dict[str, Tuple[int, ...]]]:
+    """token tuple -> term entry (canonical names beat synonyms), and first
+    token -> phrase lengths starting with it (descending)."""
     vocab = load_vocabulary()
     lut: Dict[Tuple[str, ...], Dict[str, str]] = {}
     for t in vocab:  # canonical terms first
@@ -97,7 +99,10 @@ def _matcher() -> Tuple[Dict[Tuple[str, ...], Dict[str, str]], int]:
             key = tuple(tokenize(s))
             if key:
                 lut.setdefault(key, t)
-    return lut, max(len(k) for k in lut)
+    starts: Dict[str, set] = {}
+    for key in lut:
+        starts.setdefault(key[0], set()).add(len(key))
+    return lut, {k: tuple(sorted(v, reverse=True)) for k, v in starts.items()}
 
 
 def extract_terms(text: str,
@@ -122,7 +127,7 @@ def extract_terms(text: str,
 @lru_cache(maxsize=8192)
 def _extract_cached(text: str, kinds: Optional[Tuple[str, ...]],
                     pos: Optional[Tuple[str, ...]]) -> Tuple[str, ...]:
-    lut, max_len = _matcher()
+    lut, starts = _matcher()
     toks = tokenize(text)
     kinds_set = set(kinds) if kinds is not None else None
     pos_set = set(pos) if pos is not None else None
@@ -130,11 +135,12 @@ def _extract_cached(text: str, kinds: Optional[Tuple[str, ...]],
     i = 0
     while i < len(toks):
         hit = None
-        for n in range(min(max_len, len(toks) - i), 0, -1):
-            hit = lut.get(tuple(toks[i:i + n]))
-            if hit is not None:
-                i += n
-                break
+        for n in starts.get(toks[i], ()):  # phrase lengths, longest first
+            if i + n <= len(toks):
+                hit = lut.get(tuple(toks[i:i + n]))
+                if hit is not None:
+                    i += n
+                    break
         if hit is None:
             i += 1
             continue

@@ -3,7 +3,6 @@
 sampling, shards, atomic/deterministic output."""
 import json
 import os
-import os.path as osp
 import subprocess
 import sys
 from pathlib import Path
@@ -111,7 +110,8 @@ def two_sources(tmp_path):
 
 def test_iter_json_array_streams_small_chunks(tmp_path):
     obj = dict(info={'a': [1, 2, {'b': '}]'}]}, n=12345,
-               images=[dict(id=i, s='x' * i, f=[1.5, -2e3]) for i in range(50)],
+               images=[dict(id=i, s='x' * i, f=[1.5, -2e3])
+                       for i in range(50)],
                annotations=[], tail='"q"')
     p = tmp_path / 'x.json'
     p.write_text(json.dumps(obj, indent=1))
@@ -343,3 +343,33 @@ def test_cli(two_sources):
     assert (out / 'fewshot' / 'n2_seed0' / 'index.json').is_file()
     sub = load_index(str(out / 'fewshot' / 'n1_seed0'))
     assert sub['num_images'] == 3  # one each of scratch, crack, dent
+
+
+def test_end_to_end_with_real_converter_output(tmp_path):
+    """mvtec_ad + btad converter outputs -> corpus without MVTec AD's test
+    split; a byte copy of an MVTec test image inside BTAD is dropped too."""
+    import shutil
+
+    from tests.test_data_converters.sources_fakes import convert
+    from tests.test_data_converters.test_sources_mvtec import _mvtec
+    root = tmp_path / 'mvtec'
+    _mvtec(root)
+    convert('mvtec_ad', root, tmp_path / 'out_mvtec')
+    broot = tmp_path / 'btad'
+    from tests.test_data_converters.sources_fakes import write_img
+    for i in range(2):
+        write_img(broot / '01' / 'train' / 'ok' / f'{i:04d}.bmp')
+    shutil.copy(root / 'bottle/test/good/000.png',
+                broot / '01' / 'train' / 'ok' / '0002.png')
+    convert('btad', broot, tmp_path / 'out_btad')
+    index = build_corpus(
+        [f'mvtec_ad={tmp_path / "out_mvtec"}', str(tmp_path / 'out_btad')],
+        str(tmp_path / 'corpus'), exclude=['mvtec_ad:test'])
+    recs = list(iter_corpus(str(tmp_path / 'corpus')))
+    assert index['num_images'] == len(recs) == 6 + 2  # 6 train + 2 BTAD
+    assert {r['split'] for r in recs} == {'train'}
+    assert index['exclusions']['num_excluded'] == 8 + 1
+    assert all(r['caption'] and r['nouns'] for r in recs)
+    ids = {c['id'] for c in index['categories']}
+    from imdd_mm.vocab import map_category
+    assert map_category('mvtec_ad', 'bottle/broken_large')['imdd_id'] in ids

@@ -1,6 +1,7 @@
 # Copyright (c) imdd-mm contributors. Licensed under the Apache License 2.0.
-"""Scale check: building the corpus streams (peak Python memory does not grow
-with the number of images)."""
+"""Scale check: building the corpus streams (peak Python memory, measured
+with tracemalloc, does not grow with the number of images). Kept at 10k
+images for the test budget; benchmarks/ is the place for larger runs."""
 import json
 import tracemalloc
 from pathlib import Path
@@ -58,18 +59,19 @@ def _peak(src: Path, out: Path) -> int:
 
 
 def test_build_corpus_bounded_memory(tmp_path):
-    small = _synthetic_source(tmp_path, 'small', 4000)
-    big = _synthetic_source(tmp_path, 'big', 20000)
+    small = _synthetic_source(tmp_path, 'small', 1000)
+    big = _synthetic_source(tmp_path, 'big', 10000)
     idx_small, peak_small = _peak(small, tmp_path / 'c_small')
     idx_big, peak_big = _peak(big, tmp_path / 'c_big')
-    assert idx_big['num_images'] == 20000
-    assert idx_big['num_instances'] == 20000
-    assert len(idx_big['shards']) == 20
+    assert idx_big['num_images'] == 10000
+    assert idx_big['num_instances'] == 10000
+    assert len(idx_big['shards']) == 10
     assert all(s['num_images'] == 1000 for s in idx_big['shards'])
-    # 5x the images, (almost) the same peak: nothing grows with the corpus
-    # (the 20k records alone would take > 20 MB as Python objects)
-    assert peak_big < 1.5 * peak_small + 2 * 2**20, (peak_small, peak_big)
-    assert peak_big < 16 * 2**20
+    # 10x the images, the same peak (+1 MiB slack): nothing grows with the
+    # corpus; the 10k records alone would take > 10 MiB as Python objects.
+    # (Measured: 2.56 MiB at 2k and 2.94 MiB at 20k images.)
+    assert peak_big < peak_small + 2**20, (peak_small, peak_big)
+    assert peak_big < 8 * 2**20
     sub = few_shot_corpus(str(tmp_path / 'c_big'), str(tmp_path / 'fs'), 350,
                           seed=0)
     assert sub['num_images'] == 3500

@@ -143,25 +143,42 @@ def test_labelme(tmp_path):
         'data/a.png', 'data/b.png', 'data/c.png'}
 
 
-def test_cli_subprocess_with_yaml_config(tmp_path):
+def test_cli_script_runs_standalone():
+    # the script finds its package from any cwd (no imdd_mm import needed)
+    r = subprocess.run([sys.executable,
+                        os.path.join(REPO, 'data_converters', 'convert.py'),
+                        '--help'], cwd='/', capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0 and '--on-error' in r.stdout
+
+
+def test_cli_main_with_yaml_config(tmp_path, capsys):
     root = make_folder_dataset(tmp_path / 'ds', 'dir')
     cfg = tmp_path / 'cfg.yaml'
     cfg.write_text('format: folder\nimage_dir: images\nmask_dir: masks\n'
                    'source: line3\n')
     out = tmp_path / 'out'
-    r = subprocess.run([sys.executable, 'data_converters/convert.py',
-                        'generic', '--root', str(root), '--out-dir',
-                        str(out), '--config', str(cfg), '--nproc', '2',
-                        '--no-progress'], cwd=REPO, capture_output=True,
-                       text=True, timeout=300)
-    assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout.strip().splitlines()[-1])['num_images'] == 12
+    argv = ['generic', '--root', str(root), '--config', str(cfg),
+            '--nproc', '2', '--no-progress']
+    assert cli.main(argv + ['--out-dir', str(out)]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary['num_images'] == 12 and summary['num_skipped'] == 0
     assert sorted(os.listdir(out)) == ['annotations', 'captions.jsonl',
                                        'categories.json', 'skipped.json']
-    # a bad file: exit code 1 and the file named on stderr
+    assert coco(out, 'train')['images'][0]['source'] == 'line3'
+    # a bad file: exit code 1, the file named on stderr, nothing written
     truncate(root / 'images' / 'train' / 'dent' / '001.png', 0.7)
-    r = subprocess.run([sys.executable, 'data_converters/convert.py',
-                        'generic', '--root', str(root), '--out-dir',
-                        str(tmp_path / 'o2'), '--config', str(cfg)],
-                       cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 1 and 'dent/001.png: truncated PNG' in r.stderr
+    assert cli.main(argv + ['--out-dir', str(tmp_path / 'o2')]) == 1
+    assert 'dent/001.png: truncated PNG' in capsys.readouterr().err
+    assert not (tmp_path / 'o2').exists()
+    # skip mode: listed in the report, the rest converted
+    assert cli.main(argv + ['--out-dir', str(tmp_path / 'o3'),
+                            '--on-error', 'skip']) == 0
+    rep = json.loads((tmp_path / 'o3' / 'skipped.json').read_text())
+    assert [r['item'] for r in rep] == ['images/train/dent/001.png']
+    # bad config
+    bad = tmp_path / 'bad.yaml'
+    bad.write_text('format: nope\n')
+    assert cli.main(['generic', '--root', str(root), '--out-dir',
+                     str(tmp_path / 'o4'), '--config', str(bad)]) == 1
+    assert "needs config \"format\"" in capsys.readouterr().err

@@ -226,3 +226,20 @@ def test_anomaly_metric_distributed_padding(dataset, monkeypatch):
     merged = single.compute_from_states(states)
     for key, value in ref.items():
         assert merged[key] == pytest.approx(value, abs=1e-12)
+
+
+def build_dataset(num: int) -> list:
+    """Deterministic DetDataSamples (shared with the distributed test)."""
+    rng = np.random.default_rng(7)
+    return [make_sample(i, rng, normal=(i % 4 == 0))[0] for i in range(num)]
+
+
+def evaluate_all(samples, size: int, batch: int = 2) -> dict:
+    metrics = [METRICS.build(dict(type=t)) for t in (
+        'AnomalyMetric', 'DefectSegMetric', 'MaskBoxDetectionMetric',
+        'IMDDClassificationMetric')]
+    evaluator = Evaluator(metrics)
+    evaluator.dataset_meta = dict(classes=CLASSES)
+    for start in range(0, len(samples), batch):
+        evaluator.process(data_samples=samples[start:start + batch])
+    return evaluator.evaluate(size)

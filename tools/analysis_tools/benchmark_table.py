@@ -222,6 +222,8 @@ def _format_option(value) -> str:
         return '[' + ','.join(_format_option(v) for v in value) + ']'
     if isinstance(value, str):
         return value
+    if value is None or isinstance(value, bool):
+        return str(value)  # DictAction parses None / True / False
     return json.dumps(value)
 
 
@@ -443,7 +445,7 @@ def _prepare_vocabulary(run: Run, entry: dict) -> None:
         return
     names = read_vocabulary(entry['test_vocabulary'])
     key = entry.get('vocabulary_key', 'test_vocabulary')
-    if vocabulary_needs_config(names) and run.config and not run.results:
+    if vocabulary_needs_config(names) and run.config:
         run.config = write_override_config(
             osp.join(run.work_dir, 'vocabulary_override.py'), run.config,
             key, names)

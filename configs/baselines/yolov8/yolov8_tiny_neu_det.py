@@ -1,16 +1,18 @@
 # Copyright (c) imdd-mm contributors. Licensed under the Apache License 2.0.
-# Tiny YOLOv8 on NEU-DET for CPU tests and the quick start (~0.1M
+# Tiny YOLOv8 on NEU-DET for CPU tests and the quick start (0.36M
 # parameters, 160 px, 3 epochs, no AMP). Same pipeline and losses as the
 # paper configs, only smaller.
-#   python data_converters/convert.py neu_det --root ../shared/data/neu_det \
-#       --out-dir work_dirs/data/neu_det
+#   python data_converters/convert.py neu_det --root data/neu_det \
+#       --out-dir data/imdd/neu_det
 #   python tools/train.py configs/baselines/yolov8/yolov8_tiny_neu_det.py
+# (data/neu_det may be a link to ../shared/data/neu_det)
 _base_ = [
     './_base_/yolov8_m.py', './_base_/datasets/neu_det.py',
     './_base_/schedule_sgd_cosine_300e.py'
 ]
-img_root = '../shared/data/neu_det/'
-ann_root = 'work_dirs/data/neu_det/'
+data_root = 'data/'
+img_root = 'neu_det/'
+ann_root = 'imdd/neu_det/annotations/'
 img_scale = (160, 160)
 deepen_factor = 0.33
 widen_factor = 0.0625
@@ -48,7 +50,7 @@ train_pipeline = [
         ratio_range=(0.5, 1.5), pad_val=114.0),
     dict(type='YOLOXHSVRandomAug'),
     dict(type='RandomFlip', prob=0.5),
-    dict(type='FilterAnnotations', min_gt_bbox_wh=(1, 1), keep_empty=True),
+    dict(type='FilterAnnotations', min_gt_bbox_wh=(1, 1), keep_empty=False),
     dict(type='PackDetInputs'),
 ]
 test_pipeline = [
@@ -68,7 +70,7 @@ train_dataloader = dict(
     dataset=dict(
         dataset=dict(
             data_prefix=dict(img=img_root),
-            ann_file=ann_root + 'annotations/train.json',
+            ann_file=ann_root + 'train.json',
             pipeline=pre_pipeline),
         pipeline=train_pipeline))
 val_dataloader = dict(
@@ -77,7 +79,7 @@ val_dataloader = dict(
     persistent_workers=False,
     dataset=dict(
         data_prefix=dict(img=img_root),
-        ann_file=ann_root + 'annotations/val.json',
+        ann_file=ann_root + 'val.json',
         pipeline=test_pipeline))
 test_dataloader = dict(
     batch_size=8,
@@ -85,10 +87,10 @@ test_dataloader = dict(
     persistent_workers=False,
     dataset=dict(
         data_prefix=dict(img=img_root),
-        ann_file=ann_root + 'annotations/test.json',
+        ann_file=ann_root + 'test.json',
         pipeline=test_pipeline))
-val_evaluator = dict(ann_file=ann_root + 'annotations/val.json')
-test_evaluator = dict(ann_file=ann_root + 'annotations/test.json')
+val_evaluator = dict(ann_file=data_root + ann_root + 'val.json')
+test_evaluator = dict(ann_file=data_root + ann_root + 'test.json')
 
 train_cfg = dict(max_epochs=max_epochs, val_interval=1)
 optim_wrapper = dict(

@@ -6,13 +6,14 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
+from mmdet.utils import ConfigType, OptMultiConfig
 from mmengine.model import BaseModule
 from torch import Tensor
 
 from ._registry import register_model
 from .diffusion_builders import (SD15_UNET_CONFIG, SD15_VAE_CONFIG,
                                  build_unet, build_vae, to_dtype)
-from .frozen import FrozenModulesMixin, freeze_module
+from .frozen import FrozenModulesMixin
 
 NOISE_MODES = ('latent', 'pixel')
 
@@ -127,8 +128,8 @@ class IMDDDiffusionBackbone(FrozenModulesMixin, BaseModule):
     """
 
     def __init__(self,
-                 unet: dict = dict(config=SD15_UNET_CONFIG),
-                 vae: dict = dict(config=SD15_VAE_CONFIG),
+                 unet: ConfigType = dict(config=SD15_UNET_CONFIG),
+                 vae: ConfigType = dict(config=SD15_VAE_CONFIG),
                  out_features: Sequence[str] = ('s8', 's16', 's32', 's64'),
                  timestep: int = 50,
                  noise_mode: str = 'latent',
@@ -143,7 +144,7 @@ class IMDDDiffusionBackbone(FrozenModulesMixin, BaseModule):
                  gradient_checkpointing: bool = False,
                  cond_grad: bool = False,
                  stage1_checkpoint: Optional[str] = None,
-                 init_cfg: Optional[dict] = None) -> None:
+                 init_cfg: OptMultiConfig = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if noise_mode not in NOISE_MODES:
             raise ValueError(f'noise_mode must be one of {NOISE_MODES}, '

@@ -144,6 +144,26 @@ class FrozenModulesMixin:
             module.eval()
         return self
 
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata,
+                              strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        """Keys of a frozen network found in a checkpoint (e.g. one saved
+        with ``frozen=False``) are loaded into it instead of being reported
+        as unexpected; checkpoints without them (the normal case) load
+        strictly, as no frozen key is expected."""
+        for name, module in self._frozen_dict().items():
+            head = f'{prefix}{name}.'
+            keys = [k for k in state_dict if k.startswith(head)]
+            if not keys:
+                continue
+            sub = {k[len(head):]: state_dict.pop(k) for k in keys}
+            result = module.load_state_dict(sub, strict=False)
+            missing_keys.extend(head + k for k in result.missing_keys)
+            unexpected_keys.extend(head + k for k in result.unexpected_keys)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata,
+                                      strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+
     def extra_repr(self) -> str:
         parts = []
         for name, module in self.named_frozen_modules():

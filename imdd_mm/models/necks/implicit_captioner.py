@@ -5,6 +5,7 @@ from typing import Optional, Union
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from mmdet.utils import OptMultiConfig
 from mmengine.model import BaseModule
 from torch import Tensor
 
@@ -64,7 +65,7 @@ class ImplicitCaptioner(FrozenModulesMixin, BaseModule):
                  out_dim: int = 768,
                  frozen_mlp: bool = False,
                  seed: Optional[int] = 0,
-                 init_cfg: Optional[dict] = None) -> None:
+                 init_cfg: OptMultiConfig = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self._init_device_tracker()
         visual, info = build_clip_visual(model_name, pretrained, seed)

@@ -212,22 +212,32 @@ class IMDDDiffusionPretrainer(FrozenModulesMixin, BaseModel):
 
     # ------------------------------------------------------------------
     @torch.no_grad()
-    def encode_images(self, img: Tensor) -> Tensor:
-        """Images (B, 3, H, W) in [-1, 1] -> scaled latents (B, 4, h, w)."""
+    def encode_images(self, img: Tensor,
+                      sample: Optional[bool] = None) -> Tensor:
+        """Images (B, 3, H, W) in [-1, 1] -> scaled latents (B, 4, h, w).
+
+        ``sample`` (default: ``latent_sampling == 'sample'``) draws from the
+        posterior; False takes its mean.
+        """
+        if sample is None:
+            sample = self.latent_sampling == 'sample'
         vae_dtype = next(self.vae.parameters()).dtype
         if self.vae_fp32:
             with torch.autocast(device_type=img.device.type, enabled=False):
                 dist = self.vae.encode(img.to(vae_dtype)).latent_dist
         else:
             dist = self.vae.encode(img.to(vae_dtype)).latent_dist
-        z = dist.sample() if self.latent_sampling == 'sample' else dist.mean
+        z = dist.sample() if sample else dist.mean
         return z.float() * self.scaling_factor
 
-    def latents_from_moments(self, moments: Tensor) -> Tensor:
+    def latents_from_moments(self, moments: Tensor,
+                             sample: Optional[bool] = None) -> Tensor:
         """Precomputed VAE posterior moments (B, 2C, h, w) (mean, logvar)
         -> scaled latents (B, C, h, w)."""
+        if sample is None:
+            sample = self.latent_sampling == 'sample'
         mean, logvar = moments.float().chunk(2, dim=1)
-        if self.latent_sampling == 'sample':
+        if sample:
             std = torch.exp(0.5 * logvar.clamp(-30., 20.))
             mean = mean + std * torch.randn_like(mean)
         return mean * self.scaling_factor
@@ -262,19 +272,20 @@ class IMDDDiffusionPretrainer(FrozenModulesMixin, BaseModel):
         return [str(c) for c in caps]
 
     def _prepare(self, inputs: Tensor,
-                 data_samples: Optional[List[BaseDataElement]]):
+                 data_samples: Optional[List[BaseDataElement]],
+                 sample: Optional[bool] = None):
         """Return (z0 (B,C,h,w), e_T (B,1,D), t_imp (B,1,D))."""
         if self.input_type == 'image':
             if isinstance(inputs, (list, tuple)):
                 inputs = torch.stack(list(inputs))
-            z0 = self.encode_images(inputs)
+            z0 = self.encode_images(inputs, sample)
             caps = self._captions(data_samples, z0.shape[0])
             e_t = self.encode_text(caps)[:, None]
             t_imp = self.captioner(inputs)
         else:
             if isinstance(inputs, (list, tuple)):
                 inputs = torch.stack(list(inputs))
-            z0 = self.latents_from_moments(inputs.to(self.device))
+            z0 = self.latents_from_moments(inputs.to(self.device), sample)
             if data_samples is None:
                 raise ValueError('latent inputs need data_samples carrying '
                                  '`text_embed` and `image_embed`')
@@ -375,11 +386,12 @@ class IMDDDiffusionPretrainer(FrozenModulesMixin, BaseModel):
 
         Each sample is noised at ``num_timesteps`` evenly spaced timesteps
         with noise from a generator seeded with ``seed`` and conditioned on
-        its caption; the mean squared error is stored as
+        its caption (latents: the VAE posterior mean); the mean squared
+        error is stored as
         ``pred_denoise_loss`` (float) on the sample, together with the
         implicit/caption cosine ``pred_imp_cos``.
         """
-        z0, e_t, t_imp = self._prepare(inputs, data_samples)
+        z0, e_t, t_imp = self._prepare(inputs, data_samples, sample=False)
         b = z0.shape[0]
         gen = torch.Generator('cpu').manual_seed(seed)
         ts = torch.linspace(0, self.num_train_timesteps - 1,

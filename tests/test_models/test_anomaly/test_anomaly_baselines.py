@@ -30,6 +30,7 @@ TINY_UNET = dict(
     layers_per_block=1,
     block_out_channels=(8, 16),
     norm_num_groups=4,
+    add_attention=False,
     down_block_types=('DownBlock2D', 'DownBlock2D'),
     up_block_types=('UpBlock2D', 'UpBlock2D'))
 
@@ -109,18 +110,11 @@ def test_patchcore_wrn50_fit_and_score(mt_data):
     assert model.memory_bank.shape == (round(patches * 0.1), 1024)
     assert float(model.score_scale) > 0
     check_predictions(model, mt_data)
-    # the frozen backbone is not in checkpoints; the bank is, and a fresh
-    # model loaded from the state dict scores identically
+    # the frozen backbone is not in checkpoints; the bank and the
+    # calibration are (reloading: test_anomaly_configs)
     state = model.state_dict()
     assert not any(k.startswith('backbone.') for k in state)
-    fresh = PatchCore(backbone=dict(arch='wide_resnet50_2'))
-    fresh.backbone.load_state_dict(model.backbone.state_dict())
-    fresh.load_state_dict(state, strict=True)
-    batch = make_batch(mt_data['defects'][:2])
-    a = model.test_step(batch)
-    b = fresh.test_step(make_batch(mt_data['defects'][:2]))
-    assert torch.allclose(a[0].pred_score_map.data,
-                          b[0].pred_score_map.data)
+    assert {'memory_bank', 'score_center', 'score_scale'} <= set(state)
 
 
 def test_patchcore_requires_fit():
@@ -139,9 +133,9 @@ def test_simplenet_trains_and_scores(mt_data):
                           for p in model.backbone.parameters())
     optim = OptimWrapper(torch.optim.Adam(params, lr=1e-3))
     model.train()
-    batch = make_batch(mt_data['normals'])
+    batch = make_batch(mt_data['normals'][:3])
     losses = []
-    for _ in range(8):
+    for _ in range(5):
         log = model.train_step(batch, optim)
         losses.append(float(log['loss']))
     assert losses[-1] < losses[0]
@@ -218,13 +212,16 @@ def test_diffusion_reconstruction_trains_and_scores(mt_data):
         unet=TINY_UNET,
         feature_extractor=dict(arch='resnet18', layers=('layer1', 'layer2')),
         test_timestep=100,
-        num_inference_steps=2)
+        num_inference_steps=1)
     optim = OptimWrapper(torch.optim.Adam(model.unet.parameters(), lr=1e-3))
     model.train()
-    batch = make_batch(mt_data['normals'])
+    batch = make_batch(mt_data['normals'][:3])
     log = model.train_step(batch, optim)
     assert np.isfinite(float(log['loss']))
-    assert model.timesteps() == [100, 50]
+    assert model.timesteps() == [100]
+    model.num_inference_steps = 4
+    assert model.timesteps() == [100, 75, 50, 25]
+    model.num_inference_steps = 1
     check_predictions(model, mt_data)
     state = model.state_dict()
     assert any(k.startswith('unet.') for k in state)

@@ -376,3 +376,30 @@ def test_sd15_full_size_builds_with_paper_sizes():
     assert bb.vae.decoder is None
     assert bb.state_dict() == {}
     assert SD15_UNET_CONFIG['attention_head_dim'] == 8
+
+
+def test_deepcopy_for_ema(backbone):
+    """mmengine's EMA deep-copies the model: the hidden frozen nets must be
+    copied along and give the same features."""
+    import copy
+    clone = copy.deepcopy(backbone)
+    assert clone.unet is not backbone.unet
+    img = rand_img(1, 64, 64)
+    torch.testing.assert_close(clone(img)['s8'], backbone(img)['s8'],
+                               rtol=0, atol=0)
+
+
+def test_checkpoint_with_unet_keys_loads_into_frozen_unet():
+    """A checkpoint saved with ``frozen=False`` (U-Net keys inside) loads
+    strictly into a frozen backbone, filling its hidden U-Net."""
+    trained = tiny_backbone(frozen=False)
+    with torch.no_grad():
+        trained.unet.conv_in.bias.add_(1.0)
+    sd = trained.state_dict()
+    frozen = tiny_backbone()
+    frozen.load_state_dict(sd, strict=True)
+    assert torch.equal(frozen.unet.conv_in.bias, trained.unet.conv_in.bias)
+    assert frozen.state_dict() == {}
+    partial = {k: v for k, v in sd.items() if 'conv_in' not in k}
+    with pytest.raises(RuntimeError, match='Missing key'):
+        tiny_backbone().load_state_dict(partial, strict=True)

@@ -129,8 +129,10 @@ def test_registry_and_device_following(tiny_clip):
                       (SEG, 'IMDDCLIPTextEncoder')):
         enc = reg.build(dict(type=name, model_name=TINY_CLIP_CONFIG))
         assert isinstance(enc, CLIPTextEncoder)
-    assert SEG.get('IMDDMiniLMTextEncoder') is MiniLMTextEncoder
-    assert DET.get('MiniLMTextEncoder') is MiniLMTextEncoder
+    assert SEG.get('CLIPTextEncoder') is not CLIPTextEncoder  # mmseg's own
+    for reg in (DET, SEG):
+        assert reg.get('MiniLMTextEncoder') is MiniLMTextEncoder
+        assert reg.get('IMDDMiniLMTextEncoder') is MiniLMTextEncoder
     enc.double()  # the hidden tower follows dtype/device moves
     assert next(enc.tower.parameters()).dtype == torch.float64
     assert enc.encode(['scratch']).dtype == torch.float32

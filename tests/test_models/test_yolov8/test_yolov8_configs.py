@@ -79,6 +79,79 @@ def test_paper_schedule_and_model(name):
     assert model.bbox_head.num_classes == cfg.num_classes
 
 
+@pytest.mark.parametrize('ds', ['mvtec_ad', 'visa', 'magnetic_tile',
+                                'neu_det'])
+def test_same_files_and_classes_as_our_dataset_configs(ds):
+    """Side by side with ours: same COCO files, images and class count."""
+    ours = CFG_DIR.parents[1] / '_base_' / 'datasets' / f'{ds}.py'
+    if not ours.is_file():
+        pytest.skip(f'{ours} not present')
+    ours = Config.fromfile(str(ours))
+    yolo = Config.fromfile(str(CFG_DIR / f'yolov8_m_{ds}.py'))
+    for split in ('val', 'test'):
+        assert yolo[f'{split}_evaluator'].ann_file == \
+            ours[f'{split}_evaluator'].ann_file
+        a, b = yolo[f'{split}_dataloader'].dataset, ours[
+            f'{split}_dataloader'].dataset
+        assert (a.data_root, a.ann_file, a.data_prefix, a.type) == \
+            (b.data_root, b.ann_file, b.data_prefix, b.type)
+    a = yolo.train_dataloader.dataset.dataset
+    b = ours.train_dataloader.dataset
+    assert (a.data_root, a.ann_file, a.data_prefix) == \
+        (b.data_root, b.ann_file, b.data_prefix)
+
+
+def test_num_classes_match_the_converters():
+    converters = pytest.importorskip('data_converters.neu_det')
+    mt = pytest.importorskip('data_converters.magnetic_tile')
+    for ds, conv in (('neu_det', converters.NEUDETConverter),
+                     ('magnetic_tile', mt.MagneticTileConverter)):
+        cfg = Config.fromfile(str(CFG_DIR / f'yolov8_m_{ds}.py'))
+        assert cfg.model.bbox_head.num_classes == len(conv.classes)
+
+
+def _loaded(boxes, h=120, w=180, seed=0):
+    import numpy as np
+    from mmdet.structures.bbox import HorizontalBoxes
+    img = np.random.RandomState(seed).randint(0, 255, (h, w, 3)).astype(
+        np.uint8)
+    return dict(
+        img=img, img_shape=(h, w), ori_shape=(h, w),
+        gt_bboxes=HorizontalBoxes(
+            torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)),
+        gt_bboxes_labels=np.zeros(len(boxes), dtype=np.int64),
+        gt_ignore_flags=np.zeros(len(boxes), dtype=bool))
+
+
+@pytest.mark.parametrize('with_boxes', [False, True])
+def test_train_pipeline_keeps_defect_free_images(with_boxes):
+    """Normal images (no boxes) must pass Mosaic/affine/MixUp/filtering
+    (a ``None`` would make MultiImageMixDataset fail)."""
+    import numpy as np
+    np.random.seed(1)
+    cfg = Config.fromfile(str(CFG_DIR / 'yolov8_tiny_neu_det.py'))
+    pipeline = [TRANSFORMS.build(t)
+                for t in cfg.train_dataloader.dataset.pipeline]
+    boxes = [[10., 20., 90., 80.]] if with_boxes else []
+    for trial in range(8):
+        results = _loaded(boxes, seed=trial)
+        for t in pipeline:
+            if hasattr(t, 'get_indexes'):
+                n = 3 if type(t).__name__ == 'Mosaic' else 1
+                results['mix_results'] = [_loaded(boxes, seed=trial + k + 1)
+                                          for k in range(n)]
+            results = t(results)
+            assert results is not None, type(t).__name__
+            results.pop('mix_results', None)
+        assert tuple(results['inputs'].shape) == (3, 160, 160)
+        gt = results['data_samples'].gt_instances
+        if not with_boxes:
+            assert len(gt) == 0
+        else:
+            b = gt.bboxes.tensor
+            assert ((b >= 0) & (b <= 160)).all()
+
+
 def _write_coco(neu_root: Path, out: Path, n_per_class: int = 2) -> Path:
     import xml.etree.ElementTree as ET
     images, anns = [], []
@@ -114,21 +187,24 @@ def _write_coco(neu_root: Path, out: Path, n_per_class: int = 2) -> Path:
 def test_tiny_config_trains_and_evaluates_on_neu_det(neu_det_root, tmp_path):
     from mmengine.runner import Runner
     ann_root = tmp_path / 'coco'
-    _write_coco(neu_det_root, ann_root)
+    _write_coco(neu_det_root, ann_root, n_per_class=1)
     cfg = Config.fromfile(str(CFG_DIR / 'yolov8_tiny_neu_det.py'))
     img = str(neu_det_root) + '/'
     ann = str(ann_root) + '/annotations/'
     cfg.train_dataloader.dataset.dataset.update(
-        data_prefix=dict(img=img), ann_file=ann + 'train.json')
+        data_root='', data_prefix=dict(img=img), ann_file=ann + 'train.json')
     cfg.train_dataloader.update(batch_size=4, num_workers=0)
     for split in ('val', 'test'):
         cfg[f'{split}_dataloader'].dataset.update(
-            data_prefix=dict(img=img), ann_file=ann + f'{split}.json')
+            data_root='', data_prefix=dict(img=img),
+            ann_file=ann + f'{split}.json')
         cfg[f'{split}_dataloader'].update(batch_size=4, num_workers=0)
         cfg[f'{split}_evaluator'].update(ann_file=ann + f'{split}.json')
     cfg.train_cfg.max_epochs = 2
+    cfg.train_cfg.val_interval = 2
     cfg.param_scheduler = [dict(type='ConstantLR', factor=1.0)]
-    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=-1)
+    cfg.default_hooks.checkpoint = dict(
+        type='CheckpointHook', interval=-1, save_last=False)
     cfg.default_hooks.visualization = dict(type='DetVisualizationHook')
     cfg.custom_hooks = [dict(type='EMAHook', ema_type='ExpMomentumEMA',
                              momentum=0.0001, update_buffers=True,

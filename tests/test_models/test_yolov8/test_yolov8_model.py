@@ -2,7 +2,6 @@
 """YOLOv8 baseline: parameter counts, shapes, assigner, losses (incl. the
 empty-ground-truth case), training signal on real NEU-DET boxes and
 predictions mapped back through the letterbox."""
-import copy
 import math
 
 import numpy as np
@@ -172,10 +171,11 @@ def test_gt_label_out_of_range_is_a_clear_error():
 
 
 def test_loss_decreases_on_neu_det_boxes(neu_samples):
+    """30 SGD steps on six real NEU-DET images (96 px, tiny width)."""
     torch.manual_seed(0)
-    model = _build(tiny_model_cfg(num_classes=6, widen=0.125))
+    model = _build(tiny_model_cfg(num_classes=6))
     model.train()
-    data = model.data_preprocessor(_pack(neu_samples, 128), True)
+    data = model.data_preprocessor(_pack(neu_samples, 96), True)
     optim = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.937,
                             nesterov=True)
     history = []
@@ -187,13 +187,11 @@ def test_loss_decreases_on_neu_det_boxes(neu_samples):
         torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
         optim.step()
         history.append({k: v.item() for k, v in losses.items()})
-    first = history[0]
-    last = history[-1]
     total = [sum(h.values()) for h in history]
     assert all(math.isfinite(t) for t in total)
     assert np.mean(total[-3:]) < 0.6 * np.mean(total[:3]), total
-    assert last['loss_bbox'] < first['loss_bbox']
-    assert last['loss_cls'] < first['loss_cls']
+    for key in ('loss_cls', 'loss_bbox', 'loss_dfl'):
+        assert history[-1][key] < 0.8 * history[0][key], (key, history)
 
 
 def test_predict_maps_boxes_back_through_letterbox():

@@ -10,13 +10,14 @@ model = dict(
         layers_per_block=1,
         block_out_channels=(8, 16),
         norm_num_groups=4,
+        add_attention=False,
         down_block_types=('DownBlock2D', 'DownBlock2D'),
         up_block_types=('UpBlock2D', 'UpBlock2D')),
     feature_extractor=dict(
         _delete_=True, arch='resnet18', layers=('layer1', 'layer2')),
     backbone_checkpoint=None,
     test_timestep=100,
-    num_inference_steps=2)
+    num_inference_steps=1)
 train_cfg = dict(max_epochs=1, val_interval=1)
 train_dataloader = dict(
     batch_size=3, num_workers=0, persistent_workers=False,

@@ -1,5 +1,5 @@
 # Copyright (c) imdd-mm contributors. Licensed under the Apache License 2.0.
-# Tiny CPU SimpleNet (random ResNet-18, 64 px, 2 epochs) on Magnetic Tile.
+# Tiny CPU SimpleNet (random ResNet-18, 64 px, 1 epoch) on Magnetic Tile.
 _base_ = ['../simplenet_wrn50_magnetic_tile.py', './_tiny_data.py']
 model = dict(
     backbone=dict(
@@ -7,7 +7,7 @@ model = dict(
     backbone_checkpoint=None,
     hidden_dim=32,
     seed=0)
-train_cfg = dict(max_epochs=2, val_interval=2)
+train_cfg = dict(max_epochs=1, val_interval=1)
 optim_wrapper = dict(optimizer=dict(lr=1e-3))
 train_dataloader = dict(
     batch_size=3, num_workers=0, persistent_workers=False,

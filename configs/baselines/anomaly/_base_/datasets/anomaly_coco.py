@@ -6,7 +6,7 @@
 # size of the models' `pred_score_map`.
 dataset_type = 'AnomalyCocoDataset'
 img_root = 'data/'
-ann_root = 'data/imdd_coco/'
+ann_root = 'data/imdd/'
 input_size = (256, 256)
 backend_args = None
 

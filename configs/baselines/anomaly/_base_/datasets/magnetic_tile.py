@@ -3,10 +3,10 @@
 # train split are the normal fitting set; the test split holds MT_Free and
 # the five defect classes with their pixel masks.
 # Convert first:
-#   python data_converters/convert.py magnetic_tile --root data/magnetic_tile/ --out-dir data/imdd_coco/magnetic_tile/
+#   python data_converters/convert.py magnetic_tile --root data/magnetic_tile/ --out-dir data/imdd/magnetic_tile/
 _base_ = ['./anomaly_coco.py']
 img_root = 'data/magnetic_tile/'
-ann_root = 'data/imdd_coco/magnetic_tile/'
+ann_root = 'data/imdd/magnetic_tile/'
 
 train_dataloader = dict(
     dataset=dict(

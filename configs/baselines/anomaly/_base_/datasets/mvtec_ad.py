@@ -1,13 +1,13 @@
 # Copyright (c) imdd-mm contributors. Licensed under the Apache License 2.0.
 # MVTec AD, one object category per run (Table 6 averages the 15 runs).
 # Convert first:
-#   python data_converters/convert.py mvtec_ad --root data/mvtec_ad/ --out-dir data/imdd_coco/mvtec_ad/
+#   python data_converters/convert.py mvtec_ad --root data/mvtec_ad/ --out-dir data/imdd/mvtec_ad/
 # Fit: train split (only `good` images); test: test split with masks.
 # Other categories: --cfg-options train_dataloader.dataset.file_prefix=cable/
 #   test_dataloader.dataset.file_prefix=cable/   (file_name = <category>/...)
 _base_ = ['./anomaly_coco.py']
 img_root = 'data/mvtec_ad/'
-ann_root = 'data/imdd_coco/mvtec_ad/'
+ann_root = 'data/imdd/mvtec_ad/'
 category = 'bottle'
 categories = ('bottle', 'cable', 'capsule', 'carpet', 'grid', 'hazelnut',
               'leather', 'metal_nut', 'pill', 'screw', 'tile', 'toothbrush',

@@ -1,13 +1,13 @@
 # Copyright (c) imdd-mm contributors. Licensed under the Apache License 2.0.
 # VisA, one object category per run (the 12 categories, 1-class split).
 # Convert first:
-#   python data_converters/convert.py visa --root data/visa/ --out-dir data/imdd_coco/visa/
+#   python data_converters/convert.py visa --root data/visa/ --out-dir data/imdd/visa/
 # Fit: normal images of the train split; test: test split with masks.
 # Other categories: --cfg-options train_dataloader.dataset.file_prefix=pcb1/
 #   test_dataloader.dataset.file_prefix=pcb1/   (file_name = <category>/...)
 _base_ = ['./anomaly_coco.py']
 img_root = 'data/visa/'
-ann_root = 'data/imdd_coco/visa/'
+ann_root = 'data/imdd/visa/'
 category = 'candle'
 categories = ('candle', 'capsules', 'cashew', 'chewinggum', 'fryum',
               'macaroni1', 'macaroni2', 'pcb1', 'pcb2', 'pcb3', 'pcb4',

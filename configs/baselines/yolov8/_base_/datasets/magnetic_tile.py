@@ -1,24 +1,29 @@
 # Copyright (c) imdd-mm contributors. Licensed under the Apache License 2.0.
 # Magnetic Tile (5 defect classes, boxes from the pixel masks; seeded split).
-# Convert first:
-#   python data_converters/convert.py magnetic_tile --root data/magnetic_tile/ --out-dir data/imdd_coco/magnetic_tile/
+# Convert first (same files as configs/_base_/datasets/magnetic_tile.py):
+#   python data_converters/convert.py magnetic_tile --root data/magnetic_tile \
+#       --out-dir data/imdd/magnetic_tile
 _base_ = ['./yolov8_coco_data.py']
-img_root = 'data/magnetic_tile/'
-ann_root = 'data/imdd_coco/magnetic_tile/'
-num_classes = 5  # number of categories in ${ann_root}categories.json
+data_root = 'data/'
+img_root = 'magnetic_tile/'
+ann_root = 'imdd/magnetic_tile/annotations/'
+num_classes = 5  # categories in data/imdd/magnetic_tile/categories.json
 
 train_dataloader = dict(
     dataset=dict(
         dataset=dict(
+            data_root=data_root,
             data_prefix=dict(img=img_root),
-            ann_file=ann_root + 'annotations/train.json')))
+            ann_file=ann_root + 'train.json')))
 val_dataloader = dict(
     dataset=dict(
+        data_root=data_root,
         data_prefix=dict(img=img_root),
-        ann_file=ann_root + 'annotations/val.json'))
+        ann_file=ann_root + 'val.json'))
 test_dataloader = dict(
     dataset=dict(
+        data_root=data_root,
         data_prefix=dict(img=img_root),
-        ann_file=ann_root + 'annotations/test.json'))
-val_evaluator = dict(ann_file=ann_root + 'annotations/val.json')
-test_evaluator = dict(ann_file=ann_root + 'annotations/test.json')
+        ann_file=ann_root + 'test.json'))
+val_evaluator = dict(ann_file=data_root + ann_root + 'val.json')
+test_evaluator = dict(ann_file=data_root + ann_root + 'test.json')

@@ -1,24 +1,31 @@
 # Copyright (c) imdd-mm contributors. Licensed under the Apache License 2.0.
-# MVTec AD (Table 4): boxes from the ground-truth masks.
-# Convert first:
-#   python data_converters/convert.py mvtec_ad --root data/mvtec_ad/ --out-dir data/imdd_coco/mvtec_ad/
+# MVTec AD (Table 4): 73 "<object>/<defect>" classes, boxes from the
+# ground-truth masks. The native MVTec AD train split holds defect-free
+# images only: train on a split that contains defects.
+# Convert first (same files as configs/_base_/datasets/mvtec_ad.py):
+#   python data_converters/convert.py mvtec_ad --root data/mvtec_ad \
+#       --out-dir data/imdd/mvtec_ad
 _base_ = ['./yolov8_coco_data.py']
-img_root = 'data/mvtec_ad/'
-ann_root = 'data/imdd_coco/mvtec_ad/'
-num_classes = 73  # number of categories in ${ann_root}categories.json
+data_root = 'data/'
+img_root = 'mvtec_ad/'
+ann_root = 'imdd/mvtec_ad/annotations/'
+num_classes = 73  # categories in data/imdd/mvtec_ad/categories.json
 
 train_dataloader = dict(
     dataset=dict(
         dataset=dict(
+            data_root=data_root,
             data_prefix=dict(img=img_root),
-            ann_file=ann_root + 'annotations/train.json')))
+            ann_file=ann_root + 'train.json')))
 val_dataloader = dict(
     dataset=dict(
+        data_root=data_root,
         data_prefix=dict(img=img_root),
-        ann_file=ann_root + 'annotations/val.json'))
+        ann_file=ann_root + 'val.json'))
 test_dataloader = dict(
     dataset=dict(
+        data_root=data_root,
         data_prefix=dict(img=img_root),
-        ann_file=ann_root + 'annotations/test.json'))
-val_evaluator = dict(ann_file=ann_root + 'annotations/val.json')
-test_evaluator = dict(ann_file=ann_root + 'annotations/test.json')
+        ann_file=ann_root + 'test.json'))
+val_evaluator = dict(ann_file=data_root + ann_root + 'val.json')
+test_evaluator = dict(ann_file=data_root + ann_root + 'test.json')

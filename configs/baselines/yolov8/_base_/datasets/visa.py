@@ -1,24 +1,31 @@
 # Copyright (c) imdd-mm contributors. Licensed under the Apache License 2.0.
-# VisA: boxes from the ground-truth masks.
-# Convert first:
-#   python data_converters/convert.py visa --root data/visa/ --out-dir data/imdd_coco/visa/
+# VisA: 12 "<object>/anomaly" classes, boxes from the ground-truth masks.
+# With split_csv/1cls.csv the train split is defect-free: train on a split
+# that contains defects.
+# Convert first (same files as configs/_base_/datasets/visa.py):
+#   python data_converters/convert.py visa --root data/visa \
+#       --out-dir data/imdd/visa
 _base_ = ['./yolov8_coco_data.py']
-img_root = 'data/visa/'
-ann_root = 'data/imdd_coco/visa/'
-num_classes = 12  # number of categories in ${ann_root}categories.json
+data_root = 'data/'
+img_root = 'visa/'
+ann_root = 'imdd/visa/annotations/'
+num_classes = 12  # categories in data/imdd/visa/categories.json
 
 train_dataloader = dict(
     dataset=dict(
         dataset=dict(
+            data_root=data_root,
             data_prefix=dict(img=img_root),
-            ann_file=ann_root + 'annotations/train.json')))
+            ann_file=ann_root + 'train.json')))
 val_dataloader = dict(
     dataset=dict(
+        data_root=data_root,
         data_prefix=dict(img=img_root),
-        ann_file=ann_root + 'annotations/val.json'))
+        ann_file=ann_root + 'val.json'))
 test_dataloader = dict(
     dataset=dict(
+        data_root=data_root,
         data_prefix=dict(img=img_root),
-        ann_file=ann_root + 'annotations/test.json'))
-val_evaluator = dict(ann_file=ann_root + 'annotations/val.json')
-test_evaluator = dict(ann_file=ann_root + 'annotations/test.json')
+        ann_file=ann_root + 'test.json'))
+val_evaluator = dict(ann_file=data_root + ann_root + 'val.json')
+test_evaluator = dict(ann_file=data_root + ann_root + 'test.json')

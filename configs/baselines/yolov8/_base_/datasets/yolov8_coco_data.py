@@ -1,11 +1,15 @@
 # Copyright (c) imdd-mm contributors. Licensed under the Apache License 2.0.
-# Data pipeline of the YOLOv8 baseline (§11.2) for a converters' COCO file
-# (``data_converters/convert.py SOURCE --root IMG_ROOT --out-dir ANN_ROOT``;
-# file names are relative to IMG_ROOT). Dataset configs override
-# ``data_root`` / ``data_prefix`` / ``ann_file`` and the evaluators' files.
+# Data pipeline of the YOLOv8 baseline (§11.2) on a converters' COCO file,
+# with the same files and paths as our own configs (configs/_base_/datasets):
+#   python data_converters/convert.py SOURCE --root data/SOURCE \
+#       --out-dir data/imdd/SOURCE
+# -> data/imdd/SOURCE/annotations/{train,val,test}.json, file names relative
+# to data/SOURCE. Dataset configs override ``data_root`` / ``data_prefix`` /
+# ``ann_file`` and the evaluators' files.
 dataset_type = 'IMDDCocoDataset'  # classes = the file's categories
-img_root = 'data/source/'  # the converter's --root
-ann_root = 'data/imdd_coco/source/'  # the converter's --out-dir
+data_root = 'data/'
+img_root = 'source/'  # the converter's --root, relative to data_root
+ann_root = 'imdd/source/annotations/'  # <converter --out-dir>/annotations
 img_scale = (640, 640)  # (w, h)
 backend_args = None
 
@@ -30,7 +34,7 @@ train_pipeline = [
         ratio_range=(0.5, 1.5), pad_val=114.0),
     dict(type='YOLOXHSVRandomAug'),
     dict(type='RandomFlip', prob=0.5),
-    dict(type='FilterAnnotations', min_gt_bbox_wh=(1, 1), keep_empty=True),
+    dict(type='FilterAnnotations', min_gt_bbox_wh=(1, 1), keep_empty=False),
     dict(type='PackDetInputs'),
 ]
 
@@ -55,9 +59,9 @@ train_dataloader = dict(
         type='MultiImageMixDataset',
         dataset=dict(
             type=dataset_type,
-            data_root='',
+            data_root=data_root,
             data_prefix=dict(img=img_root),
-            ann_file=ann_root + 'annotations/train.json',
+            ann_file=ann_root + 'train.json',
             filter_cfg=dict(filter_empty_gt=False, min_size=1),
             pipeline=pre_pipeline,
             backend_args=backend_args),
@@ -71,9 +75,9 @@ val_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type=dataset_type,
-        data_root='',
+        data_root=data_root,
         data_prefix=dict(img=img_root),
-        ann_file=ann_root + 'annotations/val.json',
+        ann_file=ann_root + 'val.json',
         test_mode=True,
         pipeline=test_pipeline,
         backend_args=backend_args))
@@ -85,9 +89,9 @@ test_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type=dataset_type,
-        data_root='',
+        data_root=data_root,
         data_prefix=dict(img=img_root),
-        ann_file=ann_root + 'annotations/test.json',
+        ann_file=ann_root + 'test.json',
         test_mode=True,
         pipeline=test_pipeline,
         backend_args=backend_args))
@@ -95,14 +99,14 @@ test_dataloader = dict(
 # mAP@[.5:.95], mAP@0.5 and mAP@0.75 (Table 4) from pycocotools
 val_evaluator = dict(
     type='CocoMetric',
-    ann_file=ann_root + 'annotations/val.json',
+    ann_file=data_root + ann_root + 'val.json',
     metric='bbox',
     classwise=True,
     format_only=False,
     backend_args=backend_args)
 test_evaluator = dict(
     type='CocoMetric',
-    ann_file=ann_root + 'annotations/test.json',
+    ann_file=data_root + ann_root + 'test.json',
     metric='bbox',
     classwise=True,
     format_only=False,

@@ -1,0 +1,47 @@
+# Copyright (c) imdd-mm contributors. Licensed under the Apache License 2.0.
+"""A small Magnetic Tile subset (symlinks in the published layout) converted
+by our converter (``data_converters/convert.py magnetic_tile``, called
+in-process)."""
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[3]
+FOLDERS = ('MT_Blowhole', 'MT_Break', 'MT_Crack', 'MT_Fray', 'MT_Uneven',
+           'MT_Free')
+
+
+def shared_mt_root() -> Path:
+    env = os.environ.get('IMDD_SHARED_DATA')
+    base = Path(env) if env else REPO.parent / 'shared' / 'data'
+    root = base / 'magnetic_tile'
+    if not root.is_dir():
+        pytest.skip(f'real Magnetic Tile data not found at {root}')
+    return root
+
+
+def convert_subset(src: Path, work: Path, per_class: int = 4) -> Path:
+    """Symlink ``per_class`` images (+ masks) per folder into ``work/mt``
+    and convert them into ``work/out``. Returns ``work``."""
+    root = work / 'mt'
+    for folder in FOLDERS:
+        imgs = sorted((src / folder / 'Imgs').glob('*.jpg'))
+        # skip the published empty masks' images (they carry no instance)
+        picked = [p for p in imgs if p.with_suffix('.png').is_file()]
+        picked = picked[:per_class]
+        dst = root / folder / 'Imgs'
+        dst.mkdir(parents=True, exist_ok=True)
+        for p in picked:
+            for f in (p, p.with_suffix('.png')):
+                link = dst / f.name
+                if not link.exists():
+                    link.symlink_to(f)
+    out = work / 'out'
+    if not (out / 'annotations' / 'train.json').is_file():
+        sys.path.insert(0, str(REPO))
+        from data_converters.convert import convert
+        convert('magnetic_tile', str(root), str(out), nproc=1,
+                progress=False)
+    return work

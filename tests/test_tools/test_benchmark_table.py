@@ -1,0 +1,255 @@
+# Copyright (c) imdd-mm contributors. Licensed under the Apache License 2.0.
+"""benchmark_table.py on results fixtures and with a fake tools/test.py."""
+import csv
+import importlib.util
+import json
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+spec_ = importlib.util.spec_from_file_location(
+    'benchmark_table', REPO / 'tools' / 'analysis_tools' /
+    'benchmark_table.py')
+bt = importlib.util.module_from_spec(spec_)
+spec_.loader.exec_module(bt)
+
+FAKE_TEST = textwrap.dedent('''
+    """Stand-in for tools/test.py: writes mmengine's metrics JSON with
+    numbers derived from the arguments (no model involved)."""
+    import argparse, json, os, zlib
+    p = argparse.ArgumentParser()
+    p.add_argument('config'); p.add_argument('checkpoint')
+    p.add_argument('--work-dir'); p.add_argument('--cfg-options', nargs='+')
+    a = p.parse_args()
+    opts = dict(o.split('=', 1) for o in a.cfg_options or [])
+    base = (zlib.crc32((a.config + a.checkpoint).encode()) % 1000) / 1e4
+    t = int(opts.get('model.backbone.timestep', 50))
+    acc = 0.9 + base - abs(t - 50) / 1000
+    text = open(a.config).read()
+    metrics = {'seg/acc': acc, 'seg/iou': acc - 0.4, 'seg/f1': acc - 0.3,
+               'cls/accuracy': acc, 'vocab_in_config': 'test_vocabulary' in
+               text, 'vocab_opt': opts.get('test_vocabulary', '')}
+    ts = '20240101_000000'
+    os.makedirs(os.path.join(a.work_dir, ts), exist_ok=True)
+    json.dump(metrics, open(os.path.join(a.work_dir, ts, ts + '.json'), 'w'))
+''')
+
+
+def write_results(path: Path, **metrics) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(metrics))
+    return str(path)
+
+
+def read_csv(path: Path):
+    with open(path) as f:
+        return list(csv.reader(f))
+
+
+def test_tables_from_results_fixtures(tmp_path):
+    r = tmp_path / 'results'
+    vocab = tmp_path / 'visa_categories.json'
+    vocab.write_text(json.dumps([{'id': 2, 'name': 'broken edge'},
+                                 {'id': 1, 'name': 'crack'}]))
+    spec = dict(work_dir=str(tmp_path / 'wd'), tables=[
+        dict(kind='classification', entries=[
+            dict(name='MVTec AD', defect_types=90, config='cfg/a.py',
+                 checkpoint='a.pth', results=write_results(
+                     r / 'a.json', **{'cls/accuracy': 0.983})),
+            dict(name='VisA', defect_types=137, results=write_results(
+                r / 'b.json', **{'cls/accuracy': 0.977}))]),
+        dict(kind='detection', entries=[
+            dict(name='YOLOv8-m', results=write_results(
+                r / 'y.json', **{'det/mAP_50': 0.783, 'det/mAP_75': 0.621,
+                                 'det/avg_iou': 0.684})),
+            dict(name='Ours', results=write_results(
+                r / 'o.json', **{'det/mAP_50': 0.746,
+                                 'det/mAP_75': float('nan')}))]),
+        dict(kind='segmentation', entries=[
+            dict(name='bottle', results=write_results(
+                r / 's1.json', **{'seg/acc': 0.9225, 'seg/f1': 0.583,
+                                  'seg/iou': 0.521, 'seg/dice': 0.583})),
+            dict(name='cable', results=write_results(
+                r / 's2.json', **{'seg/acc': 0.897, 'seg/f1': 0.568,
+                                  'seg/iou': 0.514, 'seg/dice': 0.568}))]),
+        dict(kind='anomaly', entries=[
+            dict(name='SimpleNet', train_samples='Full',
+                 results=write_results(r / 'sn.json', **{
+                     'anomaly/P-AUROC': 0.981, 'anomaly/AUPRO': 0.905})),
+            dict(name='Ours', train_samples='200/class',
+                 results=write_results(r / 'ours.json', **{
+                     'anomaly/P-AUROC': 0.961, 'anomaly/AUPRO': 0.902}))]),
+        dict(kind='cross_dataset', entries=[
+            dict(name='m2v', train='MVTec AD', test='VisA',
+                 config=str(tmp_path / 'visa.py'), checkpoint='m.pth',
+                 test_vocabulary=str(vocab), results=write_results(
+                     r / 'x.json', **{'seg/acc': 0.832, 'seg/iou': 0.413}))]),
+        dict(kind='data_efficiency', samples=[25, 50, 100, 200, 350],
+             target=0.95, entries=[
+                 dict(name='Random Init', results={
+                     n: write_results(r / f'ri{n}.json',
+                                      **{'cls/accuracy': v})
+                     for n, v in zip([25, 50, 100, 200, 350],
+                                     [0.5, 0.6, 0.7, 0.8, 0.9])}),
+                 dict(name='IMDD-1M', results={
+                     n: write_results(r / f'im{n}.json',
+                                      **{'cls/accuracy': v})
+                     for n, v in zip([25, 50, 100, 200, 350],
+                                     [0.80, 0.90, 0.94, 0.96, 0.965])})]),
+    ])
+    (tmp_path / 'visa.py').write_text('x = 1\n')
+    spec_file = tmp_path / 'spec.yaml'
+    spec_file.write_text(yaml.safe_dump(spec))
+    out = tmp_path / 'out'
+    assert bt.main([str(spec_file), '--out-dir', str(out)]) == 0
+
+    rows = read_csv(out / 'table3_classification.csv')
+    assert rows == [['Dataset', '# Defect Types', 'Accuracy (%)'],
+                    ['MVTec AD', '90', '98.3'], ['VisA', '137', '97.7'],
+                    ['Average', '–', '98.0']]
+    md = (out / 'table3_classification.md').read_text()
+    assert '| **Average** | – | **98.0** |' in md
+    # the exact command sits above the table
+    assert md.index('```bash') < md.index('| Dataset')
+    assert 'tools/test.py cfg/a.py a.pth --work-dir' in md
+    det = read_csv(out / 'table4_detection.csv')
+    assert det[1] == ['YOLOv8-m', '78.3', '62.1', '68.4']
+    assert det[2] == ['Ours', '74.6', '–', '–']  # NaN / missing, not faked
+    seg = read_csv(out / 'table5_segmentation.csv')
+    assert seg[-1] == ['Average', '91.0', '57.5', '51.8', '57.5']
+    ano = read_csv(out / 'table6_anomaly.csv')
+    assert ano[0] == ['Method', 'SimpleNet', 'Ours']
+    assert ano[1] == ['P-AUC-ROC', '98.1', '96.1']
+    assert ano[3] == ['# Training Samples', 'Full', '200/class']
+    cross = read_csv(out / 'table12_cross_dataset.csv')
+    assert cross[1] == ['MVTec AD → VisA', '83.2', '41.3']
+    # names with spaces go through an override config, in id order
+    override = tmp_path / 'wd' / 'table12_cross_dataset' / 'm2v' / \
+        'vocabulary_override.py'
+    assert "test_vocabulary = ['crack', 'broken edge']" in \
+        override.read_text()
+    assert str(override) in (out / 'table12_cross_dataset.md').read_text()
+    eff = read_csv(out / 'data_efficiency.csv')
+    assert eff[0] == ['Pre-training', 'N=25', 'N=50', 'N=100', 'N=200',
+                      'N=350']
+    assert eff[2] == ['IMDD-1M', '80.0', '90.0', '94.0', '96.0', '96.5']
+    t13 = read_csv(out / 'data_efficiency_samples_to_target.csv')
+    # IMDD-1M: 94 at 100, 96 at 200 -> 95 at 150; Random Init never
+    assert t13[1] == ['Random Init', '>350', '–']
+    assert t13[2] == ['IMDD-1M', '150', '–']
+    png = (out / 'data_efficiency.png').read_bytes()
+    assert png[:8] == b'\x89PNG\r\n\x1a\n'
+    summary = (out / 'tables.md').read_text()
+    assert summary.startswith('<!-- generated by: python tools/')
+    assert 'Table 13.' in summary and 'Table 6.' in summary
+
+
+def test_runs_fake_test_script_and_collects(tmp_path):
+    fake = tmp_path / 'fake_test.py'
+    fake.write_text(FAKE_TEST)
+    cfg = tmp_path / 'stage2.py'
+    cfg.write_text('model = dict()\n')
+    spec = dict(work_dir=str(tmp_path / 'wd'), tables=[
+        dict(kind='timestep', entries=[
+            dict(name='Ours', config=str(cfg), checkpoint='c.pth',
+                 timesteps=[10, 50, 200])]),
+        dict(kind='cross_dataset', entries=[
+            dict(name='imdd2mvtec', train='IMDD-1M', test='MVTec AD',
+                 config=str(cfg), checkpoint='c.pth',
+                 test_vocabulary=['crack', 'scratch'])]),
+        dict(kind='ablation', entries=[
+            dict(name='Full Model', config=str(cfg), checkpoint='full.pth'),
+            dict(name='w/o Grounding Loss', config=str(cfg),
+                 checkpoint='nogrnd.pth',
+                 cfg_options={'model.grounding_loss': None})]),
+    ])
+    spec_file = tmp_path / 'spec.json'
+    spec_file.write_text(json.dumps(spec))
+    out = tmp_path / 'out'
+    args = [str(spec_file), '--out-dir', str(out), '--test-script',
+            str(fake)]
+    assert bt.main(args) == 0
+    ts = read_csv(out / 'timestep_sweep.csv')
+    accs = {row[1]: float(row[2]) for row in ts[1:]}
+    assert accs['50'] > accs['10'] > accs['200']  # fake: peak at t=50
+    md = (out / 'timestep_sweep.md').read_text()
+    assert '--cfg-options model.backbone.timestep=200' in md
+    # safe names go through --cfg-options, as a list
+    assert "--cfg-options 'test_vocabulary=[crack,scratch]'" in \
+        (out / 'table12_cross_dataset.md').read_text()
+    res = json.loads(next((tmp_path / 'wd' / 'table12_cross_dataset' /
+                           'imdd2mvtec').glob('*/*.json')).read_text())
+    assert res['vocab_opt'] == '[crack,scratch]'
+    abl = (out / 'table7_ablation.md').read_text()
+    assert 'model.grounding_loss=None' in abl
+    def tables():  # tables.md's first line records the invocation
+        return {p.name: p.read_text().split('\n', 1)[-1]
+                for p in out.iterdir() if p.suffix in ('.md', '.csv')}
+
+    first = tables()
+    # collecting again (no runs) reproduces identical tables
+    fake.write_text('raise SystemExit(3)\n')
+    assert bt.main(args + ['--collect-only']) == 0
+    assert tables() == first
+    # a failing run is reported with its command
+    with pytest.raises(RuntimeError, match='exit code 3'):
+        bt.main(args + ['--rerun'])
+
+
+def test_collect_only_without_results_fails(tmp_path):
+    spec_file = tmp_path / 'spec.yaml'
+    spec_file.write_text(yaml.safe_dump(dict(
+        work_dir=str(tmp_path / 'wd'), tables=[dict(
+            kind='detection',
+            entries=[dict(name='Ours', config='a.py', checkpoint='b')])])))
+    with pytest.raises(bt.SpecError, match='no results'):
+        bt.main([str(spec_file), '--out-dir', str(tmp_path / 'o'),
+                 '--collect-only'])
+
+
+def test_spec_errors(tmp_path):
+    bad = tmp_path / 'bad.yaml'
+    bad.write_text(yaml.safe_dump(dict(tables=[dict(kind='nope',
+                                                    entries=[])])))
+    with pytest.raises(bt.SpecError, match='bad.yaml.*kind'):
+        bt.load_spec(str(bad))
+    bad.write_text(yaml.safe_dump(dict(tables=[dict(
+        kind='detection', entries=[dict(name='x', config='a.py')])])))
+    with pytest.raises(bt.SpecError, match='needs config and checkpoint'):
+        bt.load_spec(str(bad))
+    with pytest.raises(bt.SpecError, match='not found'):
+        bt.load_spec(str(tmp_path / 'missing.yaml'))
+
+
+def test_samples_to_reach_and_vocabulary_helpers(tmp_path):
+    assert bt.samples_to_reach([25, 50, 100], [90, 94, 96], 95) == 75
+    assert bt.samples_to_reach([25, 50], [96, 97], 95) == 25
+    assert bt.samples_to_reach([25, 50], [80, None], 95) is None
+    assert bt.vocabulary_needs_config(['broken edge'])
+    assert bt.vocabulary_needs_config(['01'])
+    assert not bt.vocabulary_needs_config(['crack', 'pin-hole'])
+    txt = tmp_path / 'names.txt'
+    txt.write_text('crack\n\nbroken edge\n')
+    assert bt.read_vocabulary(str(txt)) == ['crack', 'broken edge']
+    coco = tmp_path / 'coco.json'
+    coco.write_text(json.dumps({'categories': [{'id': 1, 'name': 'a'}]}))
+    assert bt.read_vocabulary(str(coco)) == ['a']
+
+
+def test_dry_run_prints_commands(tmp_path, capsys):
+    spec_file = tmp_path / 'spec.yaml'
+    spec_file.write_text(yaml.safe_dump(dict(
+        work_dir=str(tmp_path / 'wd'), tables=[dict(
+            kind='data_efficiency', samples=[25, 50], entries=[dict(
+                name='IMDD-1M', config='configs/n{n}.py',
+                checkpoint='w/n{n}/epoch_50.pth')])])))
+    assert bt.main([str(spec_file), '--dry-run', '--gpus', '2']) == 0
+    out = capsys.readouterr().out
+    assert 'torch.distributed.run --nproc_per_node=2' in out
+    assert 'configs/n25.py w/n25/epoch_50.pth' in out
+    assert '--launcher pytorch' in out
+    assert sys.executable in out
