@@ -17,7 +17,7 @@ package, so nothing else needs editing)::
 
     # data_converters/my_source.py
     from data_converters.base import (BaseConverter, ConversionError,
-                                      ImageRecord, Instance, read_image,
+                                      ImageRecord, Instance, probe_image,
                                       read_mask, register_converter)
 
     @register_converter('my_source')          # the SOURCE name on the CLI
@@ -33,8 +33,7 @@ package, so nothing else needs editing)::
 
         def load(self, rel):                 # -> ImageRecord (worker side)
             cls = rel.split('/')[0]
-            img = read_image(self.root / rel)           # validates the file
-            h, w = img.shape[:2]
+            h, w = probe_image(self.root / rel)         # validates the file
             if cls == 'good':                           # normal: no instances
                 return ImageRecord(rel, w, h, is_normal=True)
             mask_path = self.root / rel.replace('/img/', '/mask/')
@@ -47,7 +46,8 @@ package, so nothing else needs editing)::
 Map every name in ``classes`` into the unified taxonomy by adding the source
 to ``imdd_mm/vocab/data/source_categories.json`` (or override
 :meth:`BaseConverter.category_meta`). Raise :class:`ConversionError(path,
-reason)` for bad input; :func:`read_image` / :func:`read_mask` already do.
+reason)` for bad input; :func:`probe_image` (size + full validation),
+:func:`read_image` (pixels) and :func:`read_mask` already do.
 Set ``ImageRecord.split`` when the source has native splits (then set
 ``native_splits = True``); otherwise a seeded stratified split is drawn.
 
@@ -90,10 +90,10 @@ from pycocotools import mask as mask_utils
 __all__ = [
     'ConversionError', 'Instance', 'ImageRecord', 'BaseConverter',
     'CONVERTERS', 'register_converter', 'get_converter', 'list_converters',
-    'read_image', 'read_mask', 'mask_to_rle', 'rle_to_mask', 'rle_area',
-    'rle_bbox', 'box_to_polygon', 'stratified_split', 'atomic_write_text',
-    'atomic_write_json', 'dumps_json', 'run_conversion', 'SPLIT_ORDER',
-    'DEFAULT_RATIOS'
+    'read_image', 'probe_image', 'read_mask', 'mask_to_rle', 'rle_to_mask',
+    'rle_area', 'rle_bbox', 'box_to_polygon', 'stratified_split',
+    'atomic_write_text', 'atomic_write_json', 'dumps_json', 'run_conversion',
+    'import_all_converters', 'IMAGE_EXTS', 'SPLIT_ORDER', 'DEFAULT_RATIOS'
 ]
 
 PathLike = Union[str, os.PathLike]
@@ -293,6 +293,28 @@ def read_image(path: PathLike, flags: int = cv2.IMREAD_UNCHANGED
         raise ConversionError(path, 'corrupt or unsupported image (cannot '
                               'be decoded)')
     return img
+
+
+def probe_image(path: PathLike) -> Tuple[int, int]:
+    """Validate an image file completely and return its ``(height, width)``.
+
+    The cheapest full decode: truncation is checked on the raw bytes, then
+    the whole file is decoded (JPEGs to luma only - every entropy-coded
+    block is still decoded, colour conversion is skipped). Use it where a
+    converter needs the size and a sound file, not the pixels.
+
+    Raises:
+        ConversionError: missing, unreadable, empty, truncated or corrupt.
+    """
+    data = _read_bytes(path)
+    _check_complete(path, data)
+    flags = cv2.IMREAD_GRAYSCALE if data[:2] == b'\xff\xd8' \
+        else cv2.IMREAD_UNCHANGED
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    if img is None or img.size == 0:
+        raise ConversionError(path, 'corrupt or unsupported image (cannot '
+                              'be decoded)')
+    return int(img.shape[0]), int(img.shape[1])
 
 
 def read_mask(path: PathLike,
@@ -748,6 +770,14 @@ def run_conversion(converter: BaseConverter,
         raise ValueError(f'on_error must be raise or skip, got {on_error!r}')
     skip = on_error == 'skip'
     items = list(converter.scan())
+    # taxonomy, vocabulary and category metadata are loaded here, once,
+    # before the workers fork (they inherit them instead of re-importing)
+    from imdd_mm.vocab import extract_nouns
+    extract_nouns('warm-up')
+    cats = converter.categories()
+    for c in converter.classes:
+        converter._meta(c)
+    converter._meta(None)
     results = _map(converter, items, int(nproc), skip, progress)
     skipped = sorted((r['skipped'] for r in results if 'skipped' in r),
                      key=lambda s: (s['path'], s['reason']))
@@ -780,7 +810,6 @@ def run_conversion(converter: BaseConverter,
             ann_id += 1
             anns_by_split.setdefault(sp, []).append(
                 dict(a, id=ann_id, image_id=img_id))
-    cats = converter.categories()
     out = Path(out_dir)
     licenses = [{'id': 1, 'name': converter.license, 'url': ''}]
     info = {'description': f'{converter.name} converted by imdd-mm',

@@ -19,7 +19,8 @@ Output (``--out-dir CORPUS``)::
     ├── shards/shard-00000.idx     byte offset of every line (little-endian
     │                              int64), for O(1) random access
     ├── duplicates.jsonl           every dropped duplicate and what it repeats
-    └── excluded.jsonl             every excluded image and why
+    ├── excluded.jsonl             every excluded image and why
+    └── errors.jsonl               unreadable images skipped (on_error='skip')
 
 One shard line (the ``captions.jsonl`` fields of docs/DESIGN.md plus ids and
 instances)::
@@ -34,8 +35,10 @@ instances)::
 
 Properties:
 
-* **Unified ids**: category ids are the taxonomy's global ``imdd_id``; images
-  get new global ids ``1..N`` in output order; ``image_label`` is remapped.
+* **Unified ids**: category ids are the taxonomy's global ``imdd_id`` (the
+  unified defect type; its name is the defect type, with the domains,
+  materials and ``source:class`` names merged into it); images get new
+  global ids ``1..N`` in output order; ``image_label`` is remapped.
 * **Exact de-duplication** by the SHA-256 of the image bytes (read streamed);
   the first occurrence in input order wins. The hash set lives in an on-disk
   sqlite3 table, not in RAM.
@@ -46,9 +49,11 @@ Properties:
   With ``exclude_by_content`` (default) the hashes of every excluded image are
   excluded too, so a byte-identical copy of an evaluation image shipped by
   another source is dropped as well.
-* **Bounded memory**: COCO files are read with an incremental JSON reader and
-  joined with their annotations through sqlite3; records stream straight into
-  the current shard file. Peak memory does not grow with the corpus size.
+* **Bounded memory**: COCO files are read in one pass with an incremental
+  JSON reader and joined with their annotations through sqlite3 (page cache
+  capped at 8 MiB per database); records stream straight into the current
+  shard file. Peak memory does not grow with the corpus size
+  (``benchmarks/bench_corpus.py`` measures it).
 * **Atomic, deterministic**: every shard is written to a temporary file and
   ``os.replace``-d; the index is written last; no timestamps or absolute
   temporary paths end up in the output, so a rerun gives byte-identical files.
@@ -249,7 +254,7 @@ def _open_db(path: str) -> sqlite3.Connection:
     db.execute('PRAGMA journal_mode=OFF')
     db.execute('PRAGMA synchronous=OFF')
     db.execute('PRAGMA temp_store=FILE')
-    db.execute('PRAGMA cache_size=-16384')  # 16 MiB page cache at most
+    db.execute('PRAGMA cache_size=-8192')  # 8 MiB page cache at most
     return db
 
 
@@ -670,21 +675,29 @@ def _hash_block(paths: List[str], pool: Optional[Any]) -> List[Tuple]:
 
 
 def _merge_category(unified: Dict[int, dict], cat: dict, name: str) -> None:
+    """Merge a source category into the unified one of its ``imdd_id`` (the
+    global defect type): its name is the taxonomy's defect type; domains,
+    materials and ``source:class`` names are collected (first-seen order)."""
     imdd_id = int(cat['imdd_id'])
-    if imdd_id not in unified:
-        entry = {
+    entry = unified.get(imdd_id)
+    if entry is None:
+        entry = unified[imdd_id] = {
             'id': imdd_id,
             'imdd_id': imdd_id,
-            'name': cat.get('name'),
-            'supercategory': cat.get('supercategory'),
-            'domain': cat.get('domain'),
-            'material': cat.get('material'),
-            'defect_type': cat.get('defect_type'),
+            'name': cat.get('defect_type') or cat.get('name'),
+            'defect_type': cat.get('defect_type') or cat.get('name'),
+            'supercategory': 'defect',
+            'domains': [],
+            'materials': [],
+            'source_classes': [],
             'sources': [],
         }
-        unified[imdd_id] = entry
-    if name not in unified[imdd_id]['sources']:
-        unified[imdd_id]['sources'].append(name)
+    for key, val in (('domains', cat.get('domain')),
+                     ('materials', cat.get('material')),
+                     ('source_classes', f'{name}:{cat.get("name")}'),
+                     ('sources', name)):
+        if val and val not in entry[key]:
+            entry[key].append(val)
 
 
 def build_corpus(inputs: Sequence[Union[CorpusInput, str]],
@@ -738,11 +751,14 @@ def build_corpus(inputs: Sequence[Union[CorpusInput, str]],
         pbar = tqdm(unit='img', desc='corpus')
     try:
         db = _open_db(osp.join(tmp_dir, 'hashes.sqlite'))
-        db.execute('CREATE TABLE excluded (hash TEXT PRIMARY KEY)')
-        db.execute('CREATE TABLE seen (hash TEXT PRIMARY KEY, id INTEGER, '
-                   'source TEXT, file_name TEXT)')
+        # 32-byte BLOB keys, clustered (WITHOUT ROWID): half the size of
+        # hex text, so more of the set stays in the bounded page cache
+        db.execute('CREATE TABLE excluded (hash BLOB PRIMARY KEY) '
+                   'WITHOUT ROWID')
+        db.execute('CREATE TABLE seen (hash BLOB PRIMARY KEY, id INTEGER, '
+                   'source TEXT, file_name TEXT) WITHOUT ROWID')
         db.executemany('INSERT OR IGNORE INTO excluded VALUES (?)',
-                       [(h, ) for h in sorted(exc.hashes)])
+                       [(bytes.fromhex(h), ) for h in sorted(exc.hashes)])
         all_cats = {inp.name: load_categories(inp) for inp in inputs}
 
         # pass 1: hashes of excluded images (spec or path), so copies of
@@ -768,7 +784,7 @@ def build_corpus(inputs: Sequence[Union[CorpusInput, str]],
                                 if on_error == 'raise':
                                     raise OSError(err)
                                 continue
-                            rows.append((digest, ))
+                            rows.append((bytes.fromhex(digest), ))
                         db.executemany(
                             'INSERT OR IGNORE INTO excluded VALUES (?)', rows)
             db.commit()
@@ -829,9 +845,10 @@ def build_corpus(inputs: Sequence[Union[CorpusInput, str]],
                                 dict(source=rec['source'],
                                      file_name=rec['file_name'], error=err))
                             continue
+                        key = bytes.fromhex(digest)
                         if any_excluded and db.execute(
                                 'SELECT 1 FROM excluded WHERE hash=?',
-                                (digest, )).fetchone():
+                                (key, )).fetchone():
                             st['excluded'] += 1
                             exc_writer.write(
                                 dict(source=rec['source'],
@@ -841,12 +858,12 @@ def build_corpus(inputs: Sequence[Union[CorpusInput, str]],
                             continue
                         cur = db.execute(
                             'INSERT OR IGNORE INTO seen VALUES (?,?,?,?)',
-                            (digest, next_id, rec['source'],
+                            (key, next_id, rec['source'],
                              rec['file_name']))
                         if cur.rowcount == 0:  # hash seen before
                             row = db.execute(
                                 'SELECT id, source, file_name FROM seen '
-                                'WHERE hash=?', (digest, )).fetchone()
+                                'WHERE hash=?', (key, )).fetchone()
                             st['duplicates'] += 1
                             dup_writer.write(
                                 dict(source=rec['source'],

@@ -36,7 +36,7 @@ uncalibrated electroluminescence images", Machine Vision and Applications
 from typing import List, Tuple
 
 from data_converters.base import (BaseConverter, ConversionError,
-                                  ImageRecord, read_image,
+                                  ImageRecord, probe_image,
                                   register_converter)
 
 MATERIALS = {'mono': 'monocrystalline silicon',
@@ -96,8 +96,7 @@ class ELPVConverter(BaseConverter):
                                   '[0, 1]')
         if kind not in MATERIALS:
             raise ConversionError(where, f'unknown cell type {kind!r}')
-        img = read_image(self.root / rel)
-        h, w = img.shape[:2]
+        h, w = probe_image(self.root / rel)
         attrs = {'defect_probability': round(prob, 4), 'cell_type': kind}
         stratum = f'{round(prob * 3)}/{kind}'
         if prob == 0.0:

@@ -33,7 +33,7 @@ stratified split is drawn.
                                                            only: beside it)
 
   keys: ``normal_classes`` (default ``[good, normal, ok, free]``: defect-
-  free folders), ``mask_dir``, ``mask_suffix`` (default ``.png``), 
+  free folders), ``mask_dir``, ``mask_suffix`` (default ``.png``),
   ``mask_threshold`` (127), ``empty_mask`` (``error`` | ``image_label``:
   keep the image-level label without an instance). Without masks a class
   folder gives image-level labels only (classification).
@@ -64,7 +64,7 @@ import numpy as np
 
 from data_converters.base import (IMAGE_EXTS, BaseConverter,
                                   ConversionError, ImageRecord, Instance,
-                                  read_image, read_mask, register_converter)
+                                  probe_image, read_mask, register_converter)
 from data_converters.neu_det import parse_voc_xml
 
 SPLIT_ALIASES = {'train': 'train', 'val': 'val', 'valid': 'val',
@@ -184,8 +184,7 @@ class FolderConverter(GenericConverter):
             else None
         cls = parts[1] if self.native_splits else parts[0]
         path = self.image_dir / rel
-        img = read_image(path)
-        h, w = img.shape[:2]
+        h, w = probe_image(path)
         file_name = self._rel_root(rel)
         if cls.lower() in self._normal:
             return ImageRecord(file_name, w, h, is_normal=True, split=split)
@@ -236,9 +235,12 @@ class VOCConverter(GenericConverter):
         found = []
         items = []
         for x in xmls:
-            _, objs = parse_voc_xml(x)
-            found.extend(o[0] for o in objs)
             items.append(x.relative_to(self.root).as_posix())
+            try:
+                _, objs = parse_voc_xml(x)
+            except ConversionError:
+                continue  # raised (or skipped) again by load()
+            found.extend(o[0] for o in objs)
         self._check_classes(found, self.ann_dir)
         self._splits: Dict[str, str] = {}
         sets = self.root / 'ImageSets' / 'Main'
@@ -263,8 +265,7 @@ class VOCConverter(GenericConverter):
         if img_path is None:
             raise ConversionError(xml_path, f'image {fname or stem} not '
                                   f'found in {self.image_dir}')
-        img = read_image(img_path)
-        h, w = img.shape[:2]
+        h, w = probe_image(img_path)
         if (xw, xh) != (0, 0) and (xw, xh) != (w, h):
             raise ConversionError(xml_path, f'XML size {xw}x{xh} differs '
                                   f'from image size {w}x{h}')
@@ -350,8 +351,7 @@ class YOLOConverter(GenericConverter):
 
     def load(self, rel: str) -> ImageRecord:
         path = self.image_dir / rel
-        img = read_image(path)
-        h, w = img.shape[:2]
+        h, w = probe_image(path)
         split = SPLIT_ALIASES[rel.split('/', 1)[0].lower()] \
             if self.native_splits else None
         lab = self.label_dir / (rel.rsplit('.', 1)[0] + '.txt')
@@ -389,10 +389,14 @@ class LabelMeConverter(GenericConverter):
             raise ConversionError(base, 'folder not found')
         items, found = [], []
         for p in sorted(base.rglob('*.json')):
-            d = self._read(p)
-            if 'shapes' not in d:
+            try:
+                d = self._read(p)
+            except ConversionError:
+                d = {'shapes': []}  # raised (or skipped) again by load()
+            if not isinstance(d, dict) or 'shapes' not in d:
                 continue  # not a LabelMe file
-            found.extend(str(s.get('label', '')) for s in d['shapes'])
+            found.extend(str(s.get('label', '')) for s in d['shapes']
+                         if isinstance(s, dict))
             items.append(p.relative_to(self.root).as_posix())
         self._check_classes(found, base)
         under = [(self.root / i).relative_to(base).as_posix()
@@ -412,8 +416,7 @@ class LabelMeConverter(GenericConverter):
         except ValueError:
             raise ConversionError(jpath, f'imagePath {ip!r} is outside '
                                   '--root') from None
-        img = read_image(img_path)
-        h, w = img.shape[:2]
+        h, w = probe_image(img_path)
         jw, jh = d.get('imageWidth'), d.get('imageHeight')
         if jw and jh and (int(jw), int(jh)) != (w, h):
             raise ConversionError(jpath, f'JSON size {jw}x{jh} differs from '

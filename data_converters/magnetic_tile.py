@@ -46,7 +46,7 @@ from typing import List
 import numpy as np
 
 from data_converters.base import (BaseConverter, ConversionError,
-                                  ImageRecord, Instance, read_image,
+                                  ImageRecord, Instance, probe_image,
                                   read_mask, register_converter)
 
 FOLDERS = {
@@ -89,8 +89,7 @@ class MagneticTileConverter(BaseConverter):
     def load(self, rel: str) -> ImageRecord:
         folder = rel.split('/', 1)[0]
         cls = FOLDERS[folder]
-        img = read_image(os.path.join(self.root, rel))
-        h, w = img.shape[:2]
+        h, w = probe_image(os.path.join(self.root, rel))
         mask_path = os.path.join(self.root, rel[:-len('.jpg')] + '.png')
         if cls is None:
             if self.config.get('check_normal_masks', False):

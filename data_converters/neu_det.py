@@ -43,7 +43,7 @@ import xml.etree.ElementTree as ET
 from typing import List, Tuple
 
 from data_converters.base import (BaseConverter, ConversionError,
-                                  ImageRecord, Instance, read_image,
+                                  ImageRecord, Instance, probe_image,
                                   register_converter)
 
 PAIRS = (('IMAGES', 'ANNOTATIONS'),
@@ -134,8 +134,7 @@ class NEUDETConverter(BaseConverter):
 
     def load(self, item) -> ImageRecord:
         rel, xml_rel = item
-        img = read_image(os.path.join(self.root, rel))
-        h, w = img.shape[:2]
+        h, w = probe_image(os.path.join(self.root, rel))
         xml_path = os.path.join(self.root, xml_rel)
         (xw, xh), objs = parse_voc_xml(xml_path, set(self.classes))
         if (xw, xh) != (0, 0) and (xw, xh) != (w, h):

@@ -126,10 +126,12 @@ def main(argv=None) -> dict:
     print(f'wrote {len(manifest["images"])} images to {args.out}')
 
     if args.inception_weights:
-        from imdd_mm.generation import FIDISCalculator, load_image_folder
+        from imdd_mm.generation import (FIDISCalculator, load_image_folder,
+                                        load_images)
         from imdd_mm.generation.writer import _atomic_bytes
         calc = FIDISCalculator(args.inception_weights, device=args.device)
-        gen = load_image_folder(args.out)
+        gen = load_images(
+            [osp.join(args.out, im['file']) for im in manifest['images']])
         real = load_image_folder(
             args.fid_real, size=settings['height']) if args.fid_real \
             else None

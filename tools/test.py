@@ -29,7 +29,10 @@ def parse_args():
     parser = argparse.ArgumentParser(
         description='MMDet test (and eval) a model')
     parser.add_argument('config', help='test config file path')
-    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument(
+        'checkpoint',
+        help='checkpoint file, or "none" for training-free models '
+        '(e.g. the zero-shot anomaly baselines)')
     parser.add_argument(
         '--work-dir',
         help='the directory to save the file containing evaluation metrics')
@@ -95,7 +98,8 @@ def main():
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
 
-    cfg.load_from = args.checkpoint
+    cfg.load_from = (None if args.checkpoint.lower() == 'none' else
+                     args.checkpoint)
 
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)

@@ -6,8 +6,8 @@
 # 8 GPUs x 32 images = 256:
 #   bash tools/dist_train.sh configs/imdd/stage1_imdd.py 8
 # Other GPU counts: add --auto-scale-lr (linear scaling from 256), or keep
-# 256 with gradient accumulation: --cfg-options optim_wrapper.accumulative_counts=2
-# (and train_dataloader.batch_size=16).
+# 256 with gradient accumulation, e.g. 16 images/GPU with --cfg-options
+# optim_wrapper.accumulative_counts=2 train_dataloader.batch_size=16.
 # Memory: --cfg-options model.gradient_checkpointing=True (§11.4, ~40% less
 # activation memory, ~20-30% slower).
 #

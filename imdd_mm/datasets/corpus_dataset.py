@@ -52,8 +52,10 @@ class IMDDCorpusDataset(BaseDataset):
             ``sources`` (list of sources to keep), ``require_caption`` (bool).
             Filtering needs one streaming pass over the shards at
             ``full_init`` and keeps an int64 array of the kept rows.
-        img_prefix_override (str, optional): replaces every record's
-            ``image_root`` (e.g. when the images moved).
+        img_root_override (str, optional): replaces every record's
+            ``image_root`` (e.g. when the images moved). A relative
+            ``image_root`` is relative to the corpus folder (the builder
+            writes absolute ones), as in ``ImageCaptionDataset``.
         max_open_files (int): shard file handles kept open per process.
         **kwargs: ``metainfo``, ``data_root``, ``indices``, ``pipeline``,
             ``test_mode``, ``lazy_init``, ``max_refetch`` of
@@ -66,12 +68,12 @@ class IMDDCorpusDataset(BaseDataset):
                  ann_file: str = '',
                  with_instances: bool = True,
                  filter_cfg: Optional[dict] = None,
-                 img_prefix_override: Optional[str] = None,
+                 img_root_override: Optional[str] = None,
                  max_open_files: int = 16,
                  serialize_data: bool = False,
                  **kwargs) -> None:
         self.with_instances = with_instances
-        self.img_prefix_override = img_prefix_override
+        self.img_root_override = img_root_override
         self.max_open_files = max(1, int(max_open_files))
         self._reset_state()
         # data_list is never built: force serialize_data off (see module doc)
@@ -243,7 +245,9 @@ class IMDDCorpusDataset(BaseDataset):
 
     def parse_data_info(self, rec: dict) -> dict:
         """Corpus record -> mmdet data info."""
-        root = self.img_prefix_override or rec.get('image_root') or ''
+        root = self.img_root_override or rec.get('image_root') or ''
+        if not osp.isabs(root):  # relative roots: relative to the corpus
+            root = osp.join(self._corpus_root, root)
         label = rec.get('image_label')
         info = dict(
             img_path=osp.join(root, rec['file_name']),

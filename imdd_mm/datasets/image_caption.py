@@ -190,9 +190,9 @@ class ImageCaptionDataset(BaseDataset):
             infos = []
             for a in anns:
                 if a['image_id'] not in images:
-                    raise ValueError(f'{path}: caption annotation {a.get("id")}'
-                                     f' refers to unknown image_id '
-                                     f'{a["image_id"]}')
+                    raise ValueError(
+                        f'{path}: caption annotation {a.get("id")} refers '
+                        f'to unknown image_id {a["image_id"]}')
                 infos.append(base_info(images[a['image_id']], a['caption']))
             return infos
         if any('caption' in img for img in coco['images']):
@@ -203,6 +203,87 @@ class ImageCaptionDataset(BaseDataset):
         raise ValueError(
             f'{path}: COCO file has no caption fields (expected '
             'images[i]["caption"] or annotations[j]["caption"])')
+
+
+@DATASETS.register_module()
+class LatentCaptionDataset(BaseDataset):
+    """Precomputed Stage-1 inputs written by
+    ``tools/misc/precompute_stage1_latents.py``::
+
+        DIR/index.json          {"format", "num_samples", "shards": [
+                                  {"file": "shard-00000.pt", "num": N}, ...],
+                                 "resolution", "latent_shape", ...}
+        DIR/shard-00000.pt      dict(moments (N, 2C, h, w) fp16 VAE mean and
+                                logvar, text_embed (N, D) fp16, image_embed
+                                (N, D_clip) fp16, captions, img_paths)
+
+    Each item is ``dict(latent, text_embed, image_embed, caption,
+    img_path)`` (float32 tensors) for the pipeline
+    ``[RandomFlipLatent, PackLatentInputs]``. Shards are memory-mapped and
+    loaded on first use, one at a time per worker.
+
+    Augmentations are limited to flips of the latent grid: the random
+    resized crop, rotation and colour jitter of Table 8 change the image
+    before the frozen encoders and cannot be applied to stored latents.
+
+    Args:
+        ann_file (str): ``index.json`` (relative to ``data_root``).
+        **kwargs: As for :class:`mmengine.dataset.BaseDataset`.
+    """
+
+    METAINFO = dict(classes=())
+
+    def __init__(self, ann_file: str, **kwargs) -> None:
+        self._shard_cache = (None, None)
+        super().__init__(ann_file=ann_file, **kwargs)
+
+    def load_data_list(self) -> List[dict]:
+        if not osp.isfile(self.ann_file):
+            raise FileNotFoundError(
+                f'LatentCaptionDataset: index file {self.ann_file} does not '
+                'exist (run tools/misc/precompute_stage1_latents.py)')
+        with open(self.ann_file, encoding='utf-8') as f:
+            index = json.load(f)
+        if not str(index.get('format', '')).startswith('imdd-stage1-latents'):
+            raise ValueError(f'{self.ann_file}: not an imdd-mm latent index '
+                             f'(format={index.get("format")!r})')
+        root = osp.dirname(self.ann_file)
+        data_list = []
+        for shard in index['shards']:
+            path = osp.join(root, shard['file'])
+            for row in range(int(shard['num'])):
+                data_list.append(dict(shard=path, row=row))
+        if not data_list:
+            raise ValueError(f'{self.ann_file}: no samples')
+        return data_list
+
+    def _shard(self, path: str) -> dict:
+        cached_path, data = self._shard_cache
+        if cached_path != path:
+            import torch
+            if not osp.isfile(path):
+                raise FileNotFoundError(f'latent shard {path} is missing')
+            data = torch.load(path, map_location='cpu', weights_only=True,
+                              mmap=True)
+            self._shard_cache = (path, data)
+        return data
+
+    def get_data_info(self, idx: int) -> dict:
+        info = super().get_data_info(idx)
+        data = self._shard(info['shard'])
+        row = info['row']
+        return dict(
+            latent=data['moments'][row].float(),
+            text_embed=data['text_embed'][row].float(),
+            image_embed=data['image_embed'][row].float(),
+            caption=data['captions'][row],
+            img_path=data['img_paths'][row],
+            sample_idx=idx)
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state['_shard_cache'] = (None, None)  # never pickle mapped shards
+        return state
 
 
 def write_jsonl_atomic(records: Sequence[dict], path: str) -> None:

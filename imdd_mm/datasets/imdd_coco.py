@@ -172,6 +172,12 @@ class IMDDCocoSegDataset(BaseSegDataset):
             reduce_zero_label=reduce_zero_label,
             **kwargs)
 
+    @classmethod
+    def get_label_map(cls, new_classes=None):
+        """Labels are rasterised in ``metainfo['classes']`` order already;
+        no remapping (mmseg's would require a fixed class list)."""
+        return None
+
     def load_data_list(self) -> List[dict]:
         with get_local_path(self.ann_file) as local_path:
             coco = COCO(local_path)

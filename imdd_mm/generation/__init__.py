@@ -3,7 +3,7 @@
 (FID, IS), paper §5.2."""
 from .metrics import (FIDISCalculator, InceptionExtractor, build_inception,
                       compute_fid, frechet_distance, inception_score,
-                      load_image_folder)
+                      load_image_folder, load_images)
 from .pipeline import DefectGenerationPipeline, build_scheduler
 from .writer import generate_to_dir, plan_generation, read_prompt_file
 
@@ -11,5 +11,6 @@ __all__ = [
     'DefectGenerationPipeline', 'build_scheduler', 'FIDISCalculator',
     'InceptionExtractor', 'build_inception', 'compute_fid',
     'frechet_distance', 'inception_score', 'load_image_folder',
+    'load_images',
     'generate_to_dir', 'plan_generation', 'read_prompt_file'
 ]

@@ -190,10 +190,37 @@ def frechet_distance(mu1: np.ndarray,
 
 
 def compute_fid(features1: np.ndarray, features2: np.ndarray) -> float:
-    """FID between two (N, D) feature sets."""
-    mu1, s1 = feature_statistics(features1)
-    mu2, s2 = feature_statistics(features2)
-    return frechet_distance(mu1, s1, mu2, s2)
+    """FID between two (N, D) feature sets.
+
+    With fewer samples than dimensions (N1 or N2 < D) the covariances have
+    low rank and the exact value is computed in sample space: with centred
+    features A_i and c = (N1 - 1)(N2 - 1), the eigenvalues of S1 S2 are the
+    squared singular values of A1 A2^T / sqrt(c), so
+    Tr((S1 S2)^{1/2}) = ||A1 A2^T||_* / sqrt(c) (an N1 x N2 SVD instead of
+    D x D eigen-decompositions). Otherwise :func:`frechet_distance` is used.
+    """
+    f1 = np.asarray(features1, dtype=np.float64)
+    f2 = np.asarray(features2, dtype=np.float64)
+    for f in (f1, f2):
+        if f.ndim != 2 or f.shape[0] < 2:
+            raise ValueError('FID needs at least 2 feature vectors, got '
+                             f'shape {f.shape}')
+    if f1.shape[1] != f2.shape[1]:
+        raise ValueError(f'feature dims differ: {f1.shape} vs {f2.shape}')
+    n1, n2, d = f1.shape[0], f2.shape[0], f1.shape[1]
+    if min(n1, n2) >= d:
+        mu1, s1 = feature_statistics(f1)
+        mu2, s2 = feature_statistics(f2)
+        return frechet_distance(mu1, s1, mu2, s2)
+    mu1, mu2 = f1.mean(0), f2.mean(0)
+    a1, a2 = f1 - mu1, f2 - mu2
+    tr1 = (a1 * a1).sum() / (n1 - 1)
+    tr2 = (a2 * a2).sum() / (n2 - 1)
+    sv = np.linalg.svd(a1 @ a2.T, compute_uv=False)
+    tr_covmean = sv.sum() / np.sqrt((n1 - 1) * (n2 - 1))
+    diff = mu1 - mu2
+    fid = diff @ diff + tr1 + tr2 - 2 * tr_covmean
+    return float(max(fid, 0.0))
 
 
 def inception_score(logits: np.ndarray,
@@ -269,6 +296,22 @@ class FIDISCalculator:
         return out
 
 
+def load_images(paths: Sequence[str],
+                size: Optional[int] = None) -> List[np.ndarray]:
+    """RGB uint8 images from files, optionally resized to ``size`` x
+    ``size`` so they can be batched."""
+    import cv2
+    out = []
+    for p in paths:
+        img = cv2.imread(str(p), cv2.IMREAD_COLOR)
+        if img is None:
+            raise ValueError(f'{p}: cannot be read as an image')
+        if size is not None:
+            img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
+        out.append(img[..., ::-1].copy())
+    return out
+
+
 def load_image_folder(folder: str,
                       size: Optional[int] = None,
                       exts: Sequence[str] = ('.png', '.jpg', '.jpeg', '.bmp',
@@ -276,7 +319,6 @@ def load_image_folder(folder: str,
                       ) -> List[np.ndarray]:
     """RGB uint8 images of a folder (sorted, recursive), optionally resized
     to ``size`` x ``size`` so they can be batched."""
-    import cv2
     paths = []
     for root, _, files in os.walk(folder):
         paths += [
@@ -286,12 +328,4 @@ def load_image_folder(folder: str,
     paths.sort()
     if not paths:
         raise FileNotFoundError(f'no images found under {folder}')
-    out = []
-    for p in paths:
-        img = cv2.imread(p, cv2.IMREAD_COLOR)
-        if img is None:
-            raise ValueError(f'{p}: cannot be read as an image')
-        if size is not None:
-            img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
-        out.append(img[..., ::-1].copy())
-    return out
+    return load_images(paths, size)

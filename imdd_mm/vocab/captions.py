@@ -195,7 +195,8 @@ def describe_regions(regions: Union[Region, Sequence[Region]],
     W, H = int(image_size[0]), int(image_size[1])
     if isinstance(regions, np.ndarray) and regions.ndim == 2:
         regions = [regions]
-    elif len(regions) == 4 and all(np.isscalar(v) for v in regions):
+    elif len(regions) == 4 and isinstance(regions[0], (int, float,
+                                                          np.number)):
         regions = [regions]  # a single box
     comps: List[Dict[str, Any]] = []
     union_area = 0.0

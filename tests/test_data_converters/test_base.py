@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from data_converters.base import (ConversionError, atomic_write_json,
+                                  probe_image,
                                   mask_to_rle, read_image, read_mask,
                                   rle_area, rle_bbox, rle_to_mask,
                                   stratified_split)
@@ -78,3 +79,16 @@ def test_atomic_write_leaves_no_temporary_files(tmp_path):
         atomic_write_json(tmp_path / 'x' / 'a.json', {'a': float('nan')})
     assert os.listdir(tmp_path / 'x') == ['a.json']
     assert (tmp_path / 'x' / 'a.json').read_text() == '{"a":[1.5],"b":1}\n'
+
+
+def test_probe_image_validates_like_a_full_decode(tmp_path):
+    import cv2
+    col = write_img(tmp_path / 'c.jpg', cv2.merge([gray(30, 40, k)
+                                                   for k in range(3)]))
+    assert probe_image(col) == (30, 40)
+    assert probe_image(write_img(tmp_path / 'g.png', gray(7, 9))) == (7, 9)
+    with pytest.raises(ConversionError, match=r'c\.jpg: truncated JPEG'):
+        probe_image(truncate(col))
+    (tmp_path / 'x.jpg').write_bytes(b'\xff\xd8garbage\xff\xd9')
+    with pytest.raises(ConversionError, match=r'x\.jpg: corrupt'):
+        probe_image(tmp_path / 'x.jpg')

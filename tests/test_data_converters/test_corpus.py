@@ -142,6 +142,8 @@ def test_merge_ids_dedup_and_categories(two_sources):
     cats = json.loads((out / 'categories.json').read_text())
     assert [c['id'] for c in cats] == [101, 102, 103]
     assert cats[1]['sources'] == ['src_a', 'src_b']
+    assert cats[1]['name'] == 'crack'
+    assert cats[1]['source_classes'] == ['src_a:crack', 'src_b:crack']
     by_name = {r['file_name']: r for r in recs}
     assert by_name['tr/1.png']['image_label'] == 102
     assert [i['category_id'] for i in by_name['tr/1.png']['instances']] \

@@ -107,6 +107,21 @@ def test_voc(tmp_path):
         run('voc', root, tmp_path / 'o2', {'classes': ['dent']})
 
 
+def test_voc_and_labelme_broken_files_are_skippable(tmp_path):
+    root = make_voc_dataset(tmp_path / 'voc')
+    (root / 'Annotations' / 'img2.xml').write_text('<annotation><obj')
+    with pytest.raises(ConversionError, match=r'img2\.xml: cannot parse'):
+        run('voc', root, tmp_path / 'o1')
+    s = run('voc', root, tmp_path / 'o2', on_error='skip')
+    assert s['num_skipped'] == 1 and s['num_images'] == 3
+    lm = make_labelme_dataset(tmp_path / 'lm')
+    (lm / 'data' / 'b.json').write_text('{"shapes": [')
+    s = run('labelme', lm, tmp_path / 'o3', {'image_dir': 'data'},
+            on_error='skip')
+    rep = json.loads((tmp_path / 'o3' / 'skipped.json').read_text())
+    assert s['num_images'] == 2 and rep[0]['path'].endswith('b.json')
+
+
 @pytest.mark.parametrize('seg', [False, True])
 def test_yolo_and_yolo_seg(tmp_path, seg):
     root = make_yolo_dataset(tmp_path / 'y', seg)
@@ -182,3 +197,23 @@ def test_cli_main_with_yaml_config(tmp_path, capsys):
     assert cli.main(['generic', '--root', str(root), '--out-dir',
                      str(tmp_path / 'o4'), '--config', str(bad)]) == 1
     assert "needs config \"format\"" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('name', sorted(os.listdir(
+    os.path.join(REPO, 'data_converters', 'examples'))))
+def test_example_configs_parse(name):
+    cfg = cli.load_config(os.path.join(REPO, 'data_converters', 'examples',
+                                       name))
+    assert cfg['format'] in ('folder', 'voc', 'yolo', 'yolo_seg', 'labelme')
+    assert cfg['source']
+
+
+def test_example_folder_config_converts(tmp_path):
+    root = make_folder_dataset(tmp_path / 'ds', 'dir')
+    cfg = cli.load_config(os.path.join(REPO, 'data_converters', 'examples',
+                                       'folder_with_masks.yaml'))
+    s = run('generic', root, tmp_path / 'out', cfg)
+    assert s['num_images'] == 12 and s['num_annotations'] == 8
+    cats = json.loads((tmp_path / 'out' / 'categories.json').read_text())
+    assert [(c['name'], c['product'], c['defect_type']) for c in cats] == [
+        ('dent', 'gear', 'dent'), ('scratch', 'gear', 'scratch')]

@@ -149,3 +149,28 @@ def test_btad(tmp_path):
     (root / '03/ground_truth/ko/0000.bmp').unlink()
     with pytest.raises(ConversionError, match='0000.png: missing mask'):
         convert('btad', root, tmp_path / 'o2')
+
+
+def test_visa_without_split_csv(tmp_path):
+    root = tmp_path / 'VisA'
+    base = root / 'cashew' / 'Data'
+    for i in range(4):
+        write_img(base / 'Images' / 'Normal' / f'{i:04d}.JPG')
+    write_img(base / 'Images' / 'Anomaly' / '000.JPG')
+    write_mask(base / 'Masks' / 'Anomaly' / '000.png', rects=(
+        (1, 5, 1, 5, 255), ))
+    cocos = convert('visa', root, tmp_path / 'out')
+    assert count(cocos) == 5 and count(cocos, normal=False) == 1
+    assert set(cocos) <= {'train', 'val', 'test'}  # seeded split
+
+
+def test_mvtec_ad_category_filter(tmp_path):
+    root = tmp_path / 'mvtec'
+    _mvtec(root)
+    cocos = convert('mvtec_ad', root, tmp_path / 'out',
+                    config={'categories': ['screw']})
+    assert count(cocos) == 3 + 1 + 2
+    assert list(names(cocos['test']).values()) == ['screw/scratch_head']
+    with pytest.raises(ConversionError, match="'nut'"):
+        convert('mvtec_ad', root, tmp_path / 'o2',
+                config={'categories': ['nut']})

@@ -97,3 +97,22 @@ def test_pipeline_and_missing_offsets(corpus):
     assert out['caption'] and out['caption_nouns']
     assert len(ds.get_data_info(0)['instances']) == 0  # scratch image
     assert isinstance(ds._offsets[0], np.ndarray)
+
+
+def test_image_root_override_and_relative_roots(corpus, tmp_path):
+    ds = DATASETS.build(dict(type='IMDDCorpusDataset', ann_file=str(corpus),
+                             img_root_override='/elsewhere'))
+    assert ds.get_data_info(0)['img_path'] == '/elsewhere/tr/0.png'
+    # a relative image_root resolves against the corpus folder
+    shard = corpus / 'shards' / 'shard-00000.jsonl'
+    lines = shard.read_text().splitlines()
+    import json
+    rec = json.loads(lines[0])
+    rec['image_root'] = 'imgs'
+    lines[0] = json.dumps(rec)
+    shard.write_text('\n'.join(lines) + '\n')
+    for p in (corpus / 'shards').glob('*.idx'):
+        p.unlink()
+    ds = DATASETS.build(dict(type='IMDDCorpusDataset', ann_file=str(corpus)))
+    assert ds.get_data_info(0)['img_path'] == str(corpus / 'imgs' /
+                                                  'tr' / '0.png')

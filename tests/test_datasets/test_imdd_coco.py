@@ -7,10 +7,20 @@ import cv2
 import imdd_mm  # noqa: F401
 import numpy as np
 import pytest
+import torch
 from mmdet.registry import DATASETS
 from mmdet.utils import register_all_modules
+from mmengine.registry import DefaultScope
 from mmseg.registry import DATASETS as SEG_DATASETS
 from pycocotools import mask as mask_utils
+
+
+@pytest.fixture(autouse=True)
+def single_torch_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def _rle(mask):
@@ -60,7 +70,7 @@ def coco_dir(tmp_path):
 PIPELINE = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True,
-         poly2mask=False),
+         poly2mask=True),
     dict(type='PackIMDDInputs'),
 ]
 
@@ -111,16 +121,16 @@ def test_class_order_follows_metainfo(coco_dir):
 
 
 def test_seg_dataset_rasterises_masks(coco_dir):
-    register_all_modules()
-    ds = SEG_DATASETS.build(
-        dict(type='IMDDCocoSegDataset', data_root=str(coco_dir),
-             ann_file='annotations/train.json',
-             data_prefix=dict(img_path='src/'),
-             pipeline=[
-                 dict(type='LoadImageFromFile'),
-                 dict(type='LoadIMDDSemSegAnnotations'),
-                 dict(type='PackSegInputs')
-             ]))
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        ds = SEG_DATASETS.build(
+            dict(type='IMDDCocoSegDataset', data_root=str(coco_dir),
+                 ann_file='annotations/train.json',
+                 data_prefix=dict(img_path='src/'),
+                 pipeline=[
+                     dict(type='LoadImageFromFile'),
+                     dict(type='LoadIMDDSemSegAnnotations'),
+                     dict(type='PackSegInputs')
+                 ]))
     assert ds.metainfo['classes'] == ('defect-free surface', 'scratch',
                                       'crack')
     seg = ds[0]['data_samples'].gt_sem_seg.data[0].numpy()

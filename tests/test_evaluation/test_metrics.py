@@ -243,3 +243,63 @@ def evaluate_all(samples, size: int, batch: int = 2) -> dict:
     for start in range(0, len(samples), batch):
         evaluator.process(data_samples=samples[start:start + batch])
     return evaluator.evaluate(size)
+
+
+def test_mmseg_samples_through_mmseg_registry():
+    """mmseg path: SegDataSample with ``data`` label maps, classes that
+    name the background, metrics built from mmseg's registry."""
+    from mmseg.registry import METRICS as SEG_METRICS
+    from mmseg.structures import SegDataSample
+    rng = np.random.default_rng(4)
+    samples, preds, gts, scores = [], [], [], []
+    for i in range(4):
+        gt = np.zeros((H, W), np.int64)
+        if i:
+            gt[i:i + 6, 2 * i:2 * i + 5] = i % 3 + 1
+        pred = gt.copy()
+        pred[0, :4] = 1
+        score = np.clip(rng.random((H, W)) * 0.5 + 0.5 * (gt > 0), 0, 1)
+        s = SegDataSample(metainfo=dict(img_path=f'seg_{i}.png',
+                                        ori_shape=(H, W)))
+        s.gt_sem_seg = PixelData(data=torch.from_numpy(gt)[None])
+        s.pred_sem_seg = PixelData(data=torch.from_numpy(pred)[None])
+        s.pred_score_map = PixelData(data=torch.from_numpy(
+            score.astype(np.float32))[None])
+        samples.append(s)
+        preds.append(pred)
+        gts.append(gt)
+        scores.append(score)
+    seg = SEG_METRICS.build(dict(type='DefectSegMetric',
+                                 background_in_classes=True))
+    anomaly = SEG_METRICS.build(dict(type='AnomalyMetric'))
+    evaluator = Evaluator([seg, anomaly])
+    evaluator.dataset_meta = dict(classes=('defect-free',) + CLASSES)
+    evaluator.process(data_samples=samples)
+    out = evaluator.evaluate(len(samples))
+    ref = seg_metrics(preds, gts, len(CLASSES) + 1)
+    assert out['seg/mIoU'] == pytest.approx(ref['mIoU'])
+    assert out['seg/iou'] == pytest.approx(ref['iou'])
+    masks = np.stack(gts) > 0
+    assert abs(out['anomaly/P-AUROC'] - auroc_exact(np.stack(scores),
+                                                    masks)) < 1e-4
+    # image 0 has no defect: image AUROC is defined
+    assert out['anomaly/I-AUROC'] == pytest.approx(image_auroc(
+        [s.max() for s in scores], [0, 1, 1, 1]))
+
+
+def test_box_metric_empty_gt_mask_keeps_annotated_box():
+    rng = np.random.default_rng(5)
+    s, masks, labels, _, _ = make_sample(0, rng, n_inst=2)
+    m = masks.copy()
+    m[1] = False  # box-only annotation loaded as an empty mask
+    s.gt_instances.masks = BitmapMasks(m.astype(np.uint8), H, W)
+    s.gt_instances.bboxes = torch.tensor([[0., 0., 1., 1.],
+                                          [3., 4., 9., 12.]])
+    metric = METRICS.build(dict(type='MaskBoxDetectionMetric'))
+    gt = metric._gt(s.to_dict())
+    expected = masks_to_boxes(m[:1], 'mask')[0].tolist() + [[3, 4, 9, 12]]
+    assert gt['bboxes'].tolist() == expected
+    assert gt['labels'].tolist() == labels.tolist()
+    metric = METRICS.build(dict(type='MaskBoxDetectionMetric',
+                                gt_box_source='masks'))
+    assert len(metric._gt(s.to_dict())['bboxes']) == 1

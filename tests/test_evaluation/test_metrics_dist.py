@@ -19,16 +19,28 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_ranks_equal_single_process(tmp_path):
     num = 7  # odd: DefaultSampler pads rank 1 with a copy of sample 0
     out = tmp_path / 'dist.json'
-    cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
-           '--master_addr=127.0.0.1', f'--master_port={_free_port()}',
-           str(Path(__file__).with_name('_dist_worker.py')),
-           str(out), str(num)]
-    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=tool_env(), timeout=120,
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    worker = str(Path(__file__).with_name('_dist_worker.py'))
+    port = _free_port()
+    procs = [
+        subprocess.Popen(
+            [sys.executable, worker, str(out), str(num)], cwd=REPO_ROOT,
+            env=tool_env(RANK=rank, LOCAL_RANK=rank, WORLD_SIZE=2,
+                         MASTER_ADDR='127.0.0.1', MASTER_PORT=port),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for rank in range(2)
+    ]
+    try:
+        logs = [p.communicate(timeout=240)[0] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    for p, log in zip(procs, logs):
+        assert p.returncode == 0, log[-4000:]
     dist = json.loads(out.read_text())
     assert dist['world'] == 2 and dist['local'] == 4
     single = evaluate_all(build_dataset(num), num)

@@ -5,9 +5,10 @@ a diffusers folder.
     python tools/misc/export_diffusers.py work_dirs/stage1_imdd/epoch_100.pth \
         exports/imdd_stage1
 
-Stage-2 configs then use ``model.backbone.stage1_checkpoint=exports/imdd_stage1``
-(or ``unet=dict(pretrained='exports/imdd_stage1')``), and diffusers loads
-``UNet2DConditionModel.from_pretrained('exports/imdd_stage1', subfolder='unet')``.
+Stage-2 configs then use
+``model.backbone.stage1_checkpoint='exports/imdd_stage1'`` (or
+``unet=dict(pretrained='exports/imdd_stage1')``), and diffusers loads
+``UNet2DConditionModel.from_pretrained(OUT, subfolder='unet')``.
 The config is read from the checkpoint's meta unless --config is given.
 """
 import imdd_mm  # noqa: F401,I001  (must precede mmdet: compat patches)

@@ -16,7 +16,7 @@ train_pipeline = [
     dict(type='LoadImageFromFile', backend_args=backend_args),
     dict(
         type='LoadAnnotations', with_bbox=True, with_mask=True,
-        poly2mask=False),
+        poly2mask=True),
     dict(type='Resize', scale=image_size, keep_ratio=False),
     dict(type='RandomFlip', prob=0.5, direction=['horizontal', 'vertical']),
     dict(type='PackIMDDInputs'),
@@ -26,7 +26,7 @@ test_pipeline = [
     dict(type='Resize', scale=image_size, keep_ratio=False),
     dict(
         type='LoadAnnotations', with_bbox=True, with_mask=True,
-        poly2mask=False),
+        poly2mask=True),
     dict(
         type='PackIMDDInputs',
         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',

@@ -102,7 +102,7 @@ model = dict(
                     act_cfg=dict(type='ReLU', inplace=True))),
             init_cfg=None),
         positional_encoding=dict(num_feats=feat // 2, normalize=True),
-        train_cfg=dict(num_points=1024)))
+        train_cfg=dict(num_points=256)))
 
 optim_wrapper = dict(
     type='OptimWrapper',

@@ -122,7 +122,7 @@ model = dict(
         loss_grounding=dict(
             type='CaptionGroundingLoss', temperature=0.07, loss_weight=0.5)),
     train_cfg=dict(
-        num_points=1024,
+        num_points=256,
         oversample_ratio=3.0,
         importance_sample_ratio=0.75,
         assigner=dict(
@@ -148,7 +148,7 @@ train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(
         type='LoadAnnotations', with_bbox=True, with_mask=True,
-        poly2mask=False),
+        poly2mask=True),
     dict(type='Resize', scale=image_size, keep_ratio=False),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackIMDDInputs'),
@@ -158,7 +158,7 @@ test_pipeline = [
     dict(type='Resize', scale=image_size, keep_ratio=False),
     dict(
         type='LoadAnnotations', with_bbox=True, with_mask=True,
-        poly2mask=False),
+        poly2mask=True),
     dict(
         type='PackIMDDInputs',
         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',

@@ -23,7 +23,7 @@ per worker by mmengine), so a run is reproducible for a fixed seed. They are
 image-only: Stage 1 has no boxes or masks to keep in sync.
 """
 import math
-from typing import Optional, Sequence, Tuple, Union
+from typing import Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -296,3 +296,71 @@ class ColorJitterBSCH(BaseTransform):
         return (f'{self.__class__.__name__}(brightness={self.brightness}, '
                 f'saturation={self.saturation}, contrast={self.contrast}, '
                 f'hue={self.hue})')
+
+
+# ---------------------------------------------------------------------------
+# Precomputed-latent mode (see imdd_mm.datasets.image_caption.
+# LatentCaptionDataset): the frozen VAE and text/image encoders ran once, so
+# the only augmentations left are the ones that commute (approximately) with
+# the encoders: flips of the latent grid. Rotation, colour jitter and the
+# random resized crop of Table 8 are NOT available in this mode.
+@TRANSFORMS.register_module()
+class RandomFlipLatent(BaseTransform):
+    """Flip precomputed VAE moments ``results['latent']`` (C, h, w).
+
+    The SD VAE is a convolutional network, so the latent of a flipped image
+    is close to the flipped latent (not identical: the kernels are not
+    symmetric). The text and CLIP image embeddings are kept as they are.
+
+    Args:
+        hflip_prob (float): Horizontal flip probability. Defaults to 0.5.
+        vflip_prob (float): Vertical flip probability. Defaults to 0.5.
+    """
+
+    def __init__(self, hflip_prob: float = 0.5,
+                 vflip_prob: float = 0.5) -> None:
+        self.hflip_prob = hflip_prob
+        self.vflip_prob = vflip_prob
+
+    def transform(self, results: dict) -> dict:
+        import torch
+        latent = results['latent']
+        dims = []
+        if np.random.rand() < self.hflip_prob:
+            dims.append(-1)
+        if np.random.rand() < self.vflip_prob:
+            dims.append(-2)
+        if dims:
+            latent = torch.flip(latent, dims)
+        results['latent'] = latent
+        results['latent_flip'] = tuple(dims)
+        return results
+
+
+@TRANSFORMS.register_module()
+class PackLatentInputs(BaseTransform):
+    """Pack a precomputed sample for ``IMDDDiffusionPretrainer`` with
+    ``input_type='latent'``: ``inputs`` = VAE moments (2C, h, w) and a data
+    sample holding ``text_embed`` (D,), ``image_embed`` (D_clip,) and the
+    metainfo ``caption`` etc.
+
+    Args:
+        meta_keys (Sequence[str]): Keys copied into the metainfo when
+            present. Defaults to ('img_path', 'caption', 'source',
+            'latent_flip').
+    """
+
+    def __init__(self,
+                 meta_keys: Sequence[str] = ('img_path', 'caption', 'source',
+                                             'latent_flip')) -> None:
+        self.meta_keys = tuple(meta_keys)
+
+    def transform(self, results: dict) -> dict:
+        from mmengine.structures import BaseDataElement
+        sample = BaseDataElement(metainfo={
+            k: results[k]
+            for k in self.meta_keys if k in results
+        })
+        sample.text_embed = results['text_embed']
+        sample.image_embed = results['image_embed']
+        return dict(inputs=results['latent'], data_samples=sample)

@@ -1,1 +1,4 @@
 # Copyright (c) imdd-mm contributors. Licensed under the Apache License 2.0.
+from .html_report_hook import HTMLReportHook
+
+__all__ = ['HTMLReportHook']

@@ -135,8 +135,9 @@ def binary_seg_metrics(counts: np.ndarray) -> Dict[str, float]:
         dict: ``acc = (TP+TN)/all``, ``precision``, ``recall``,
         ``f1 = 2PR/(P+R)``, ``iou = TP/(TP+FP+FN)``,
         ``dice = 2TP/(2TP+FP+FN)``. A ratio with a zero denominator is NaN
-        except that IoU, Dice and F1 are 1.0 when there are neither defect
-        predictions nor defect pixels (a perfect, empty result).
+        except that IoU, Dice and F1 are 1.0 when there are pixels but
+        neither defect predictions nor defect pixels (a perfect, empty
+        result); everything is NaN without pixels.
     """
     tp, fp, fn, tn = (float(x) for x in counts)
     total = tp + fp + fn + tn
@@ -146,7 +147,9 @@ def binary_seg_metrics(counts: np.ndarray) -> Dict[str, float]:
 
     precision = div(tp, tp + fp)
     recall = div(tp, tp + fn)
-    if tp + fp + fn == 0:
+    if total == 0:
+        f1 = iou = dice = float('nan')
+    elif tp + fp + fn == 0:
         f1 = iou = dice = 1.0
     else:
         iou = tp / (tp + fp + fn)

@@ -9,12 +9,14 @@ from mmengine.dist import (all_gather_object, broadcast_object_list,
                            get_dist_info, is_main_process)
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
+from mmseg.registry import METRICS as SEG_METRICS
 
 from ..functional import StreamingPixelCurves, image_auroc
-from .sample_utils import (gt_defect_mask, is_defective, sample_name,
-                           to_numpy)
+from .sample_utils import (gt_defect_mask, is_defective, is_normal,
+                           sample_name, to_numpy)
 
 
+@SEG_METRICS.register_module()
 @METRICS.register_module()
 class AnomalyMetric(BaseMetric):
     """Streaming pixel AUROC, AUPRO and image AUROC.
@@ -34,7 +36,10 @@ class AnomalyMetric(BaseMetric):
     are 8-connected components of each ground-truth mask, AUPRO integrates
     PRO over FPR in ``[0, fpr_limit]`` and divides by ``fpr_limit``.
 
-    Metrics (fractions): ``P-AUROC``, ``AUPRO``, ``I-AUROC``.
+    Metrics (fractions): ``P-AUROC``, ``AUPRO``, ``I-AUROC``. Registered in
+    mmdet's and mmseg's ``METRICS``; with mmseg samples (no
+    ``gt_instances``) the ground truth is ``gt_sem_seg > 0`` (an ignore
+    value 255 is rejected with an error).
 
     Args:
         fpr_limit (float): AUPRO integration limit. Defaults to 0.3.
@@ -89,8 +94,10 @@ class AnomalyMetric(BaseMetric):
                 image_score = float(image_score.item())
             if self._pending is not None:
                 self._fold(self._pending)
-            self._pending = (score, mask, float(image_score),
-                             bool(is_defective(sample)))
+            defective = is_defective(sample)
+            if is_normal(sample) is None:  # e.g. mmseg samples
+                defective = defective or bool(mask.any())
+            self._pending = (score, mask, float(image_score), defective)
             self._count += 1
 
     def compute_metrics(self, results: list) -> dict:

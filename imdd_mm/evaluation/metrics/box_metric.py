@@ -33,7 +33,8 @@ class MaskBoxDetectionMetric(BaseMetric):
     one per 8-connected component. Ground-truth boxes come from the
     ``gt_instances`` masks with the same convention, or from
     ``gt_instances.bboxes`` for box-only sources (``gt_box_source='auto'``
-    picks masks when present). Predicted boxes come from
+    picks masks when present, and the annotated box for an instance whose
+    mask is empty). Predicted boxes come from
     ``pred_instances.masks`` (so predictions and ground truth share the
     convention) or, for box detectors such as the YOLOv8 baseline, from
     ``pred_instances.bboxes``.
@@ -92,7 +93,16 @@ class MaskBoxDetectionMetric(BaseMetric):
                 raise KeyError(f'{sample_name(sample)}: gt_box_source='
                                "'masks' but the ground truth has no masks")
             boxes, index = masks_to_boxes(masks, self.box_mode)
-            return dict(bboxes=boxes, labels=labels[index])
+            labels_out = labels[index]
+            # an instance without mask pixels (e.g. a box-only annotation
+            # loaded with with_mask=True) keeps its annotated box
+            empty = np.setdiff1d(np.arange(len(labels)), index)
+            all_boxes = gt_boxes(sample)
+            if (self.gt_box_source == 'auto' and len(empty)
+                    and len(all_boxes) == len(labels)):
+                boxes = np.concatenate([boxes, all_boxes[empty]])
+                labels_out = np.concatenate([labels_out, labels[empty]])
+            return dict(bboxes=boxes, labels=labels_out)
         return dict(bboxes=gt_boxes(sample), labels=labels)
 
     def _pred(self, sample: dict) -> dict:
@@ -132,7 +142,7 @@ class MaskBoxDetectionMetric(BaseMetric):
             num_classes = len(classes)
         else:
             labels = [g['labels'] for g in gts] + [p['labels'] for p in preds]
-            num_classes = int(max([l.max() for l in labels if len(l)] or
+            num_classes = int(max([x.max() for x in labels if len(x)] or
                                   [0])) + 1
         if self.outfile_prefix:
             os.makedirs(osp.dirname(osp.abspath(self.outfile_prefix)),

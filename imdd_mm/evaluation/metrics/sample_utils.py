@@ -14,7 +14,7 @@ import numpy as np
 __all__ = [
     'to_numpy', 'sample_name', 'get_field', 'gt_masks', 'gt_boxes',
     'gt_defect_mask', 'gt_label_map', 'gt_image_labels', 'is_defective',
-    'image_shape'
+    'is_normal', 'image_shape'
 ]
 
 
@@ -91,13 +91,29 @@ def gt_boxes(sample: Any) -> np.ndarray:
 
 
 def gt_defect_mask(sample: Any, shape: Tuple[int, int]) -> np.ndarray:
-    """(H, W) bool union of the ground-truth instance masks.
+    """(H, W) bool union of the ground-truth instance masks (or
+    ``gt_sem_seg > 0`` for mmseg samples without ``gt_instances``).
 
     Raises:
         ValueError: if the image has instances but no masks (pixel metrics
             cannot be computed on box-only ground truth) or the mask size
             differs from ``shape``.
     """
+    if get_field(sample, 'gt_instances') is None and \
+            get_field(sample, 'gt_sem_seg') is not None:
+        field = get_field(sample, 'gt_sem_seg')
+        seg = field.get('sem_seg')
+        seg = to_numpy(field.get('data') if seg is None else seg)
+        seg = seg.reshape(seg.shape[-2:])
+        if seg.shape != tuple(shape):
+            raise ValueError(f'{sample_name(sample)}: gt_sem_seg is '
+                             f'{seg.shape} but the prediction is '
+                             f'{tuple(shape)}')
+        if (seg == 255).any():
+            raise ValueError(f'{sample_name(sample)}: gt_sem_seg has '
+                             'ignored pixels (255), which anomaly metrics '
+                             'do not support')
+        return seg > 0
     masks = gt_masks(sample)
     if masks is None:
         if len(gt_labels(sample)):

@@ -6,12 +6,20 @@ from typing import Optional, Sequence
 import numpy as np
 from mmdet.registry import METRICS
 from mmengine.evaluator import BaseMetric
+from mmseg.registry import METRICS as SEG_METRICS
 
 from ..functional import (areas_to_metrics, binary_seg_counts,
                           binary_seg_metrics, intersect_and_union)
 from .sample_utils import gt_label_map, sample_name, to_numpy
 
 
+def _label_map(field):
+    """mmdet keeps label maps in ``sem_seg``, mmseg in ``data``."""
+    value = field.get('sem_seg')
+    return field.get('data') if value is None else value
+
+
+@SEG_METRICS.register_module()
 @METRICS.register_module()
 class DefectSegMetric(BaseMetric):
     """Pixel accuracy, F1, IoU and Dice of defect segmentation.
@@ -25,8 +33,12 @@ class DefectSegMetric(BaseMetric):
     score_thr`` as a binary defect map (``pred_source='score_map'``, for
     anomaly baselines; then only the binary metrics are reported).
     Ground truth: the ``gt_instances`` masks at the original size (later
-    instances win where they overlap), or ``gt_sem_seg.sem_seg`` with
-    ``gt_source='sem_seg'`` (255 = ignore).
+    instances win where they overlap), or the ``gt_sem_seg`` label map
+    (mmdet's ``sem_seg`` / mmseg's ``data`` field; 255 = ignore).
+    ``gt_source='auto'`` uses ``gt_sem_seg`` when the sample has one.
+    Registered in mmdet's and mmseg's ``METRICS``: with mmseg's
+    ``IMDDCocoSegDataset`` (background is ``classes[0]``) set
+    ``background_in_classes=True``.
 
     Metrics (fractions): binary defect-vs-normal ``acc, precision, recall,
     f1, iou, dice`` (the paper's Table 5 columns) and, with ``sem_seg``
@@ -39,7 +51,9 @@ class DefectSegMetric(BaseMetric):
             ``len(dataset_meta['classes'])``.
         pred_source (str): ``'sem_seg'`` or ``'score_map'``.
         score_thr (float): threshold of ``pred_source='score_map'``.
-        gt_source (str): ``'instances'`` or ``'sem_seg'``.
+        gt_source (str): ``'auto'``, ``'instances'`` or ``'sem_seg'``.
+        background_in_classes (bool): ``dataset_meta['classes']`` already
+            names label 0 (mmseg datasets); else label 0 is added.
         ignore_index (int): ignored ground-truth value.
         per_class (bool): also report per-class IoU.
         collect_device (str): ``'cpu'`` or ``'gpu'``.
@@ -51,7 +65,8 @@ class DefectSegMetric(BaseMetric):
                  num_classes: Optional[int] = None,
                  pred_source: str = 'sem_seg',
                  score_thr: float = 0.5,
-                 gt_source: str = 'instances',
+                 gt_source: str = 'auto',
+                 background_in_classes: bool = False,
                  ignore_index: int = 255,
                  per_class: bool = False,
                  collect_device: str = 'cpu',
@@ -60,9 +75,10 @@ class DefectSegMetric(BaseMetric):
         if pred_source not in ('sem_seg', 'score_map'):
             raise ValueError("pred_source must be 'sem_seg' or 'score_map', "
                              f'got {pred_source!r}')
-        if gt_source not in ('instances', 'sem_seg'):
-            raise ValueError("gt_source must be 'instances' or 'sem_seg', "
-                             f'got {gt_source!r}')
+        if gt_source not in ('auto', 'instances', 'sem_seg'):
+            raise ValueError("gt_source must be 'auto', 'instances' or "
+                             f"'sem_seg', got {gt_source!r}")
+        self.background_in_classes = background_in_classes
         self.num_classes = num_classes
         self.pred_source = pred_source
         self.score_thr = score_thr
@@ -71,14 +87,13 @@ class DefectSegMetric(BaseMetric):
         self.per_class = per_class
 
     def _num_labels(self) -> int:
-        num = self.num_classes
-        if num is None:
-            classes = (self.dataset_meta or {}).get('classes')
-            if classes is None:
-                raise ValueError('DefectSegMetric needs num_classes or a '
-                                 "dataset_meta with 'classes'")
-            num = len(classes)
-        return int(num) + 1  # + normal background
+        if self.num_classes is not None:
+            return int(self.num_classes) + 1  # + normal background
+        classes = (self.dataset_meta or {}).get('classes')
+        if classes is None:
+            raise ValueError('DefectSegMetric needs num_classes or a '
+                             "dataset_meta with 'classes'")
+        return len(classes) + (0 if self.background_in_classes else 1)
 
     def _pred_map(self, sample: dict) -> np.ndarray:
         if self.pred_source == 'sem_seg':
@@ -86,7 +101,7 @@ class DefectSegMetric(BaseMetric):
             if field is None:
                 raise KeyError(f'{sample_name(sample)}: no `pred_sem_seg` '
                                'in the prediction')
-            pred = to_numpy(field.get('sem_seg'))
+            pred = to_numpy(_label_map(field))
             return pred.reshape(pred.shape[-2:]).astype(np.int64)
         field = sample.get('pred_score_map')
         if field is None:
@@ -97,12 +112,13 @@ class DefectSegMetric(BaseMetric):
             np.int64)
 
     def _gt_map(self, sample: dict, shape) -> np.ndarray:
-        if self.gt_source == 'instances':
-            return gt_label_map(sample, shape)
         field = sample.get('gt_sem_seg')
+        if self.gt_source == 'instances' or (self.gt_source == 'auto'
+                                             and field is None):
+            return gt_label_map(sample, shape)
         if field is None:
             raise KeyError(f'{sample_name(sample)}: no `gt_sem_seg`')
-        gt = to_numpy(field.get('sem_seg'))
+        gt = to_numpy(_label_map(field))
         gt = gt.reshape(gt.shape[-2:]).astype(np.int64)
         if gt.shape != tuple(shape):
             raise ValueError(f'{sample_name(sample)}: gt_sem_seg is '
@@ -126,7 +142,9 @@ class DefectSegMetric(BaseMetric):
             self.results.append((counts, areas))
 
     def compute_metrics(self, results: list) -> dict:
-        counts = np.sum([c for c, _ in results], axis=0)
+        counts = np.zeros(4, np.int64)
+        for c, _ in results:
+            counts += c
         out = dict(binary_seg_metrics(counts))
         if self.pred_source == 'sem_seg' and results:
             totals = np.sum([a for _, a in results], axis=0)
@@ -140,9 +158,10 @@ class DefectSegMetric(BaseMetric):
                     mDice=float(np.nanmean(per['Dice'])),
                     mFscore=float(np.nanmean(per['Fscore'])))
             if self.per_class:
-                names = ['normal'] + list(
-                    (self.dataset_meta or {}).get('classes') or
-                    [str(i) for i in range(len(per['IoU']) - 1)])
+                classes = list((self.dataset_meta or {}).get('classes') or
+                               range(len(per['IoU']) - 1))
+                names = ([] if self.background_in_classes else ['normal']
+                         ) + [str(c) for c in classes]
                 for name, iou in zip(names, per['IoU']):
                     out[f'IoU_{name}'] = float(iou)
         return out

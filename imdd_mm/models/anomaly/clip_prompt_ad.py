@@ -159,7 +159,8 @@ class CLIPPromptAD(BaseAnomalyDetector):
     def text_features(self) -> Tensor:
         """(2, D) normalised [normal, anomalous] text embeddings."""
         if self.learnable_prompts:
-            if self.training or self._text_cache is None:
+            if self.training or self._text_cache is None or \
+                    self._text_cache.device != self._device():
                 obj = self.object_name
                 normal = self._encode_with_ctx([f'{obj}.'])
                 anomalous = self._encode_with_ctx(

@@ -15,7 +15,7 @@ The anomaly map combines a feature distance (``1 - cos`` of frozen
 (Wide-)ResNet stage features of ``y`` and its reconstruction, mean over
 stages) and the pixel distance (mean absolute difference over channels).
 """
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F

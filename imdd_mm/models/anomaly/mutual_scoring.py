@@ -30,28 +30,36 @@ from .base import BaseAnomalyDetector
 from .feature_extractors import ViTPatchExtractor
 
 
-def mutual_scores(feats: Tensor, interval: float = 0.3) -> Tensor:
+def mutual_scores(feats: Tensor,
+                  interval: float = 0.3,
+                  reference: Optional[Tensor] = None) -> Tensor:
     """Mutual patch scores of a set of images.
 
     Args:
-        feats (Tensor): (B, N, C) patch features of B >= 2 images.
+        feats (Tensor): (B, N, C) patch features of the scored images.
         interval (float): Fraction (0, 1] of the other images whose smallest
             distances are averaged.
+        reference (Tensor, optional): (R, N, C) features of extra unlabeled
+            images that count as "other images" for every scored image
+            (used for a too-small last batch).
 
     Returns:
         Tensor: (B, N) scores; permutation-equivariant in B.
     """
     b, n, c = feats.shape
-    if b < 2:
+    num_ref = 0 if reference is None else reference.shape[0]
+    if b - 1 + num_ref < 1:
         raise ValueError('mutual scoring needs at least 2 images per set '
                          '(set the test batch size >= 2)')
-    k = max(1, int(round(interval * (b - 1))))
-    flat = feats.reshape(b * n, c).float()
+    k = max(1, int(round(interval * (b - 1 + num_ref))))
+    pool = feats if reference is None else torch.cat([feats, reference])
+    flat = pool.reshape(-1, c).float()
+    total = pool.shape[0]
     out = feats.new_empty(b, n, dtype=torch.float32)
-    others = torch.ones(b, dtype=torch.bool, device=feats.device)
+    others = torch.ones(total, dtype=torch.bool, device=feats.device)
     for i in range(b):
-        d = torch.cdist(flat[i * n:(i + 1) * n], flat)  # (N, B*N)
-        d = d.view(n, b, n).min(dim=2).values  # (N, B)
+        d = torch.cdist(flat[i * n:(i + 1) * n], flat)  # (N, T*N)
+        d = d.view(n, total, n).min(dim=2).values  # (N, T)
         others.fill_(True)
         others[i] = False
         d = d[:, others]
@@ -65,7 +73,8 @@ class MutualScoring(BaseAnomalyDetector):
 
     Normalisation: per-set min-max, ``(s - min) / (max - min)`` over all
     patch scores of the batch (MuSc normalises over the scored set); the
-    image score is the maximum of the normalised patch map.
+    image score is the maximum of the normalised patch map. A single-image
+    batch is scored against the previous batch and uses its range.
 
     Args:
         backbone (dict): :class:`ViTPatchExtractor` kwargs (``source`` =
@@ -103,13 +112,19 @@ class MutualScoring(BaseAnomalyDetector):
         if not 0 < interval <= 1:
             raise ValueError(f'interval must be in (0, 1], got {interval}')
         self.interval = float(interval)
+        # features and score range of the last scored set (not saved)
+        self._reference: Optional[List[Tensor]] = None
+        self._range: Optional[Tuple[Tensor, Tensor]] = None
 
     @torch.no_grad()
     def raw_scores(self, inputs: Tensor) -> Tensor:
-        """Raw mutual scores (B, h, w) of the images of ``inputs``."""
+        """Raw mutual scores (B, h, w) of the images of ``inputs``.
+
+        A batch of one image (e.g. the last batch of a test set) is scored
+        against the previous batch's images, kept as reference.
+        """
         tokens, (h, w) = self.backbone(inputs)
-        total = None
-        count = 0
+        feats = []
         for tok in tokens:
             b, n, c = tok.shape
             grid = tok.transpose(1, 2).reshape(b, c, h, w)
@@ -117,20 +132,29 @@ class MutualScoring(BaseAnomalyDetector):
                 agg = grid if r <= 1 else F.avg_pool2d(
                     grid, r, stride=1, padding=r // 2,
                     count_include_pad=False)
-                agg = agg.flatten(2).transpose(1, 2)
-                s = mutual_scores(agg, self.interval)
-                total = s if total is None else total + s
-                count += 1
-        return (total / count).view(-1, h, w)
+                feats.append(agg.flatten(2).transpose(1, 2))
+        use_ref = inputs.shape[0] < 2 and self._reference is not None
+        total = 0
+        for j, f in enumerate(feats):
+            ref = self._reference[j] if use_ref else None
+            total = total + mutual_scores(f, self.interval, ref)
+        if inputs.shape[0] >= 2:
+            self._reference = [f.detach() for f in feats]
+        return (total / len(feats)).view(-1, h, w)
 
     def anomaly_maps(
         self,
         inputs: Tensor,
         data_samples: Optional[List[DetDataSample]] = None
     ) -> Tuple[Tensor, Tensor]:
+        small = inputs.shape[0] < 2 and self._reference is not None
         raw = self.raw_scores(inputs)
-        lo, hi = raw.min(), raw.max()
-        norm = (raw - lo) / (hi - lo).clamp(min=1e-12)
+        if small:  # too few images for its own statistics
+            lo, hi = self._range
+        else:
+            lo, hi = raw.min(), raw.max()
+            self._range = (lo, hi)
+        norm = ((raw - lo) / (hi - lo).clamp(min=1e-12)).clamp(0, 1)
         image_scores = norm.flatten(1).max(dim=1).values
         maps = F.interpolate(
             norm[:, None], size=inputs.shape[-2:], mode='bilinear',

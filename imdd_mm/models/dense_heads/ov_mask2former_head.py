@@ -13,13 +13,16 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import Conv2d
+from mmcv.ops import point_sample
 from mmdet.models.dense_heads import Mask2FormerHead
 from mmdet.models.dense_heads.anchor_free_head import AnchorFreeHead
 from mmdet.models.layers import (Mask2FormerTransformerDecoder,
                                  SinePositionalEncoding)
 from mmdet.registry import MODELS, TASK_UTILS
 from mmdet.structures import SampleList
-from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
+from mmdet.models.utils import get_uncertain_point_coords_with_randomness
+from mmdet.utils import (ConfigType, OptConfigType, OptMultiConfig,
+                         reduce_mean)
 from mmengine.model import ModuleList
 from mmengine.structures import InstanceData
 from torch import Tensor
@@ -348,10 +351,6 @@ class OVMask2FormerHead(OpenVocabClassifierMixin, Mask2FormerHead):
         Returns:
             tuple[Tensor]: ``loss_cls``, ``loss_mask``, ``loss_dice``.
         """
-        from mmcv.ops import point_sample
-        from mmdet.models.utils import get_uncertain_point_coords_with_randomness
-        from mmdet.utils import reduce_mean
-
         num_imgs = cls_scores.size(0)
         (labels_list, label_weights_list, mask_targets_list,
          mask_weights_list, avg_factor) = self.get_targets(

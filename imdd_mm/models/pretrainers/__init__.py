@@ -1,11 +1,13 @@
 # Copyright (c) imdd-mm contributors. Licensed under the Apache License 2.0.
 from .diffusion_pretrainer import IMDDDiffusionPretrainer
 from .export import export_stage1_to_diffusers, stage1_config_from_checkpoint
+from .precompute import precompute_stage1_latents
 from .stage1_checkpoint import (load_pretrainer_checkpoint,
                                 load_stage1_weights, stage1_state_dict)
 
 __all__ = [
     'IMDDDiffusionPretrainer', 'load_stage1_weights',
     'load_pretrainer_checkpoint', 'stage1_state_dict',
-    'export_stage1_to_diffusers', 'stage1_config_from_checkpoint'
+    'export_stage1_to_diffusers', 'stage1_config_from_checkpoint',
+    'precompute_stage1_latents'
 ]

@@ -36,10 +36,9 @@ embedding and CLIP image embedding in the data samples (see
 ``imdd_mm/datasets/latent_caption.py``); the frozen encoders do not run.
 """
 import copy
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModel
 from mmengine.structures import BaseDataElement

@@ -20,7 +20,7 @@ import json
 import os
 import os.path as osp
 import shutil
-from typing import Optional, Union
+from typing import Union
 
 import torch
 

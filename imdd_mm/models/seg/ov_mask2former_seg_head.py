@@ -1,6 +1,6 @@
 # Copyright (c) imdd-mm contributors. Licensed under the Apache License 2.0.
 """Open-vocabulary Mask2Former decode head for MMSegmentation."""
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F

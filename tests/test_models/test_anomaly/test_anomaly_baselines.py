@@ -165,8 +165,13 @@ def test_mutual_scoring_zero_shot(mt_data):
     for j, i in enumerate(perm):
         assert torch.allclose(permuted[j].pred_score_map.data,
                               base[i].pred_score_map.data, atol=1e-5)
+    # a last batch of one image is scored against the previous batch
+    single = model.test_step(make_batch(items[:1]))[0]
+    assert single.pred_score_map.data.shape == (1, *items[0][2])
+    assert 0 <= single.pred_image_score <= 1
+    fresh = MutualScoring(backbone=TINY_VIT, aggregation_degrees=(1, 3))
     with pytest.raises(ValueError, match='at least 2 images'):
-        model.test_step(make_batch(items[:1]))
+        fresh.test_step(make_batch(items[:1]))
 
 
 # ---------------------------------------------------------------- CLIP

@@ -235,3 +235,14 @@ def test_full_config_reproduces_table8():
     assert tuple(aug['RandomResizedCropImage'].scale) == (0.8, 1.0)
     assert aug['RandomResizedCropImage'].size == 512
     assert 'caption' in aug['PackDetInputs'].meta_keys
+
+
+def test_latent_config_inherits_table8():
+    cfg = Config.fromfile(str(FULL_CFG.parent / 'stage1_imdd_latents.py'))
+    assert cfg.model.input_type == 'latent'
+    assert cfg.model.data_preprocessor == dict(type='BaseDataPreprocessor')
+    assert cfg.train_dataloader.dataset.type == 'LatentCaptionDataset'
+    assert [t.type for t in cfg.train_dataloader.dataset.pipeline] == \
+        ['RandomFlipLatent', 'PackLatentInputs']
+    assert cfg.optim_wrapper.optimizer.lr == 1e-4
+    assert cfg.custom_hooks[0].momentum == 1e-4

@@ -194,6 +194,54 @@ def test_loss_decreases_on_neu_det_boxes(neu_samples):
         assert history[-1][key] < 0.8 * history[0][key], (key, history)
 
 
+@pytest.mark.slow
+@pytest.mark.real_data
+def test_overfits_neu_det_and_predicts_in_original_coordinates(neu_samples):
+    """Train -> predict round trip through a padded letterbox: six NEU-DET
+    images cropped to 200 x 140 (letterboxed to 128 x 128 with 19 px bands)
+    are fitted for 150 steps; the predictions, in original 200 x 140
+    coordinates, must recover most ground-truth boxes (IoU > 0.7)."""
+    from mmdet.structures.bbox import bbox_overlaps
+    samples = []
+    for s in neu_samples:
+        boxes = s['gt_bboxes'].copy()
+        boxes[:, 3] = boxes[:, 3].clip(max=140)
+        keep = boxes[:, 3] - boxes[:, 1] > 8
+        samples.append(dict(img=s['img'][:140].copy(), gt_bboxes=boxes[keep],
+                            gt_bboxes_labels=s['gt_bboxes_labels'][keep]))
+    torch.manual_seed(0)
+    model = _build(tiny_model_cfg(num_classes=6, widen=0.125))
+    model.train()
+    data = model.data_preprocessor(_pack(samples, 128), True)
+    optim = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.937,
+                            nesterov=True)
+    for _ in range(150):
+        loss = sum(model(**data, mode='loss').values())
+        optim.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+        optim.step()
+    model.eval()
+    with torch.no_grad():
+        preds = model(**model.data_preprocessor(_pack(samples, 128), False),
+                      mode='predict')
+    found = total = 0
+    for s, p in zip(samples, preds):
+        inst = p.pred_instances[p.pred_instances.scores > 0.25]
+        assert (inst.bboxes[:, 0::2] <= 200).all()
+        assert (inst.bboxes[:, 1::2] <= 140).all()
+        gt = torch.as_tensor(s['gt_bboxes'])
+        ious = bbox_overlaps(gt, inst.bboxes)
+        same = torch.as_tensor(s['gt_bboxes_labels'])[:, None] == \
+            inst.labels[None]
+        best = (ious * same).amax(1) if len(inst) else torch.zeros(len(gt))
+        found += int((best > 0.7).sum())
+        total += len(gt)
+    print("FOUND", found, total)
+    assert total >= 10
+    assert found >= 0.6 * total, (found, total)
+
+
 def test_predict_maps_boxes_back_through_letterbox():
     """A head output encoding one known box in the letterboxed 128 x 128
     input must come back at the original 200 x 100 image coordinates."""

@@ -3,7 +3,7 @@
 # "DDAD" / "DMAD".
 # Paper §11.2 (DMAD): diffusion U-Net 250M params, 200 epochs per category,
 # 100 diffusion steps, cosine schedule, normal samples only. Here: a DDPM
-# UNet2DModel (~35M params at these widths) with the cosine schedule, test
+# UNet2DModel (25.3M params at these widths) with the cosine schedule, test
 # noise level 250/1000 and 5 conditioned DDIM steps (DDAD: w=3), feature
 # distance from frozen WRN-50 layer1-3 plus pixel distance.
 model = dict(

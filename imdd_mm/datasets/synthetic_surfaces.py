@@ -1,0 +1,261 @@
+# Copyright (c) imdd-mm contributors. Licensed under the Apache License 2.0.
+"""Procedurally generated industrial surfaces with defects: the embedded
+default dataset of ``make demo``.
+
+Nothing is downloaded: every image is drawn from a seeded generator, so the
+same seed gives byte-identical files. Four surfaces (brushed metal, woven
+fabric, concrete, PCB traces) carry one defect class each image (scratch,
+crack, stain, hole, ...) with its pixel mask; defect-free ("good") images are
+included as in real inspection data. The dataset is written in the generic
+folder-per-class layout that ``data_converters/convert.py folder`` reads::
+
+    out/
+      images/{train,val,test}/{good,scratch,crack,stain,hole}/<surface>_<n>.png
+      masks/{train,val,test}/{scratch,crack,stain,hole}/<surface>_<n>.png
+      dataset.yaml            # the converter config (source, classes, ...)
+
+Example:
+    >>> from imdd_mm.datasets.synthetic_surfaces import write_surface_dataset
+    >>> write_surface_dataset('data/imdd_demo_src', num_per_class=dict(
+    ...     train=16, val=4, test=6), size=128, seed=0)
+"""
+import json
+import os
+from pathlib import Path
+from typing import Callable, Dict, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+
+SURFACES = ('brushed_metal', 'woven_fabric', 'concrete', 'pcb')
+DEFECTS = ('scratch', 'crack', 'stain', 'hole')
+NORMAL = 'good'
+#: surface -> (material, product) used in the converter config's taxonomy.
+SURFACE_MATERIAL = {
+    'brushed_metal': 'stainless steel',
+    'woven_fabric': 'textile',
+    'concrete': 'concrete',
+    'pcb': 'printed circuit board',
+}
+
+
+def _smooth_noise(rng: np.random.Generator, size: int, scale: int,
+                  ksize: Tuple[int, int]) -> np.ndarray:
+    """Gaussian-blurred white noise, zero mean, unit-ish std, (size, size)."""
+    small = max(2, size // scale)
+    noise = rng.standard_normal((small, small)).astype(np.float32)
+    noise = cv2.resize(noise, (size, size), interpolation=cv2.INTER_CUBIC)
+    if ksize != (0, 0):
+        noise = cv2.GaussianBlur(noise, ksize, 0)
+    return noise / (noise.std() + 1e-6)
+
+
+def _brushed_metal(rng, size):
+    streaks = rng.standard_normal((size, size)).astype(np.float32)
+    streaks = cv2.GaussianBlur(streaks, (0, 0), sigmaX=size / 6, sigmaY=0.6)
+    streaks /= streaks.std() + 1e-6
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    light = 0.5 + 0.25 * np.sin(2.5 * xx + 1.5 * yy + rng.uniform(0, 6))
+    gray = 150 + 45 * light + 10 * streaks
+    img = np.stack([gray * 0.98, gray, gray * 1.03], -1)
+    return np.clip(img, 0, 255)
+
+
+def _woven_fabric(rng, size):
+    period = rng.uniform(5.0, 8.0)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    warp = np.sin(2 * np.pi * xx / period)
+    weft = np.sin(2 * np.pi * yy / period)
+    weave = np.where((np.floor(xx / period) + np.floor(yy / period)) % 2 == 0,
+                     warp, weft)
+    base = np.array(rng.choice([[70, 90, 160], [150, 60, 60], [60, 130, 90]]),
+                    np.float32)
+    shade = 1.0 + 0.18 * weave + 0.05 * _smooth_noise(rng, size, 8, (3, 3))
+    return np.clip(base[None, None] * shade[..., None], 0, 255)
+
+
+def _concrete(rng, size):
+    tex = (0.6 * _smooth_noise(rng, size, 16, (5, 5)) +
+           0.4 * _smooth_noise(rng, size, 3, (0, 0)))
+    gray = 135 + 18 * tex
+    pores = rng.random((size, size)) < 0.004
+    pores = cv2.dilate(pores.astype(np.uint8), np.ones((2, 2), np.uint8))
+    gray = np.where(pores > 0, gray - 45, gray)
+    img = np.stack([gray, gray * 0.98, gray * 0.95], -1)
+    return np.clip(img, 0, 255)
+
+
+def _pcb(rng, size):
+    img = np.empty((size, size, 3), np.float32)
+    img[:] = (50, 110, 40)  # BGR green solder mask
+    img += 6 * _smooth_noise(rng, size, 8, (3, 3))[..., None]
+    for _ in range(int(rng.integers(6, 11))):
+        x, y = (int(v) for v in rng.integers(4, size - 4, 2))
+        width = int(rng.integers(2, 4))
+        for _seg in range(3):
+            if rng.random() < 0.5:
+                nx, ny = int(rng.integers(4, size - 4)), y
+            else:
+                nx, ny = x, int(rng.integers(4, size - 4))
+            cv2.line(img, (x, y), (nx, ny), (70, 160, 200), width)  # BGR gold
+            x, y = nx, ny
+        cv2.circle(img, (x, y), width + 2, (90, 180, 215), -1)
+    return np.clip(img, 0, 255)
+
+
+SURFACE_FUNCS: Dict[str, Callable] = {
+    'brushed_metal': _brushed_metal,
+    'woven_fabric': _woven_fabric,
+    'concrete': _concrete,
+    'pcb': _pcb,
+}
+
+
+def _scratch(rng, size):
+    mask = np.zeros((size, size), np.uint8)
+    length = rng.uniform(0.35, 0.8) * size
+    angle = rng.uniform(0, np.pi)
+    cx, cy = rng.uniform(0.25, 0.75, 2) * size
+    dx, dy = np.cos(angle) * length / 2, np.sin(angle) * length / 2
+    p0 = (int(cx - dx), int(cy - dy))
+    p1 = (int(cx + dx), int(cy + dy))
+    cv2.line(mask, p0, p1, 1, int(rng.integers(1, 3)))
+    return mask, +1.0  # bright: exposed metal
+
+
+def _crack(rng, size):
+    mask = np.zeros((size, size), np.uint8)
+    x, y = rng.uniform(0.2, 0.8, 2) * size
+    heading = rng.uniform(0, 2 * np.pi)
+    for _ in range(int(rng.integers(18, 32))):
+        heading += rng.normal(0, 0.45)
+        nx = np.clip(x + 3 * np.cos(heading), 0, size - 1)
+        ny = np.clip(y + 3 * np.sin(heading), 0, size - 1)
+        cv2.line(mask, (int(x), int(y)), (int(nx), int(ny)), 1, 2)
+        if rng.random() < 0.08:  # a short branch
+            bh = heading + rng.choice([-1, 1]) * rng.uniform(0.6, 1.2)
+            bx, by = nx + 8 * np.cos(bh), ny + 8 * np.sin(bh)
+            cv2.line(mask, (int(nx), int(ny)), (int(bx), int(by)), 1, 1)
+        x, y = nx, ny
+    return mask, -1.0  # dark
+
+
+def _stain(rng, size):
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    cx, cy = rng.uniform(0.25, 0.75, 2) * size
+    rx, ry = rng.uniform(0.08, 0.18, 2) * size
+    wobble = 0.25 * _smooth_noise(rng, size, 12, (5, 5))
+    field = ((xx - cx) / rx)**2 + ((yy - cy) / ry)**2 + wobble
+    return (field < 1.0).astype(np.uint8), -0.6
+
+
+def _hole(rng, size):
+    mask = np.zeros((size, size), np.uint8)
+    cx, cy = (int(v) for v in rng.uniform(0.2, 0.8, 2) * size)
+    radius = int(rng.uniform(0.03, 0.07) * size) + 2
+    cv2.circle(mask, (cx, cy), radius, 1, -1)
+    return mask, -1.6  # very dark, deep
+
+
+DEFECT_FUNCS: Dict[str, Callable] = {
+    'scratch': _scratch,
+    'crack': _crack,
+    'stain': _stain,
+    'hole': _hole,
+}
+
+
+def render_sample(surface: str, defect: Optional[str], size: int,
+                  seed: int) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    """Draw one image.
+
+    Args:
+        surface (str): One of :data:`SURFACES`.
+        defect (str, optional): One of :data:`DEFECTS`, or None for a
+            defect-free image.
+        size (int): Image side in pixels.
+        seed (int): Seed of this image's generator.
+
+    Returns:
+        tuple: ``image`` (size, size, 3) uint8 BGR and ``mask``
+        (size, size) uint8 in {0, 255}, or None for a defect-free image.
+    """
+    rng = np.random.default_rng(seed)
+    img = SURFACE_FUNCS[surface](rng, size).astype(np.float32)
+    mask = None
+    if defect is not None:
+        region, contrast = DEFECT_FUNCS[defect](rng, size)
+        soft = cv2.GaussianBlur(region.astype(np.float32), (3, 3), 0)
+        if defect == 'stain':
+            tint = np.array([20, 50, 90], np.float32)  # brownish
+            img = img * (1 - 0.55 * soft[..., None]) + \
+                tint * 0.55 * soft[..., None]
+        else:
+            img = img + 70 * contrast * soft[..., None]
+        mask = (region > 0).astype(np.uint8) * 255
+    img += rng.normal(0, 2.0, img.shape)  # sensor noise
+    return np.clip(img, 0, 255).astype(np.uint8), mask
+
+
+def _write_png(path: Path, array: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ok, buf = cv2.imencode('.png', array)
+    if not ok:
+        raise RuntimeError(f'could not encode {path}')
+    tmp = path.with_name(path.name + '.tmp')
+    tmp.write_bytes(buf.tobytes())
+    os.replace(tmp, path)
+
+
+def write_surface_dataset(out_dir, num_per_class: Dict[str, int],
+                          size: int = 128, seed: int = 0,
+                          defects: Sequence[str] = DEFECTS,
+                          surfaces: Sequence[str] = SURFACES) -> Path:
+    """Write the procedural dataset in the folder-per-class layout.
+
+    Args:
+        out_dir (str | Path): Destination (created).
+        num_per_class (dict): Images per class (defect classes and
+            ``good``) for each split, e.g. ``dict(train=16, val=4, test=6)``.
+        size (int): Image side. Defaults to 128.
+        seed (int): Base seed; each image's seed derives from it, its split,
+            class and index, so the output does not depend on call order.
+        defects (Sequence[str]): Defect classes to draw.
+        surfaces (Sequence[str]): Surfaces, cycled over the images.
+
+    Returns:
+        Path: The path of the converter config ``dataset.yaml``.
+    """
+    out = Path(out_dir)
+    classes = [NORMAL] + list(defects)
+    for split_idx, (split, count) in enumerate(sorted(num_per_class.items())):
+        for cls_idx, cls in enumerate(classes):
+            for i in range(count):
+                surface = surfaces[i % len(surfaces)]
+                img_seed = (seed * 1_000_003 + split_idx * 100_003 +
+                            cls_idx * 10_007 + i)
+                defect = None if cls == NORMAL else cls
+                img, mask = render_sample(surface, defect, size, img_seed)
+                name = f'{surface}_{i:04d}.png'
+                _write_png(out / 'images' / split / cls / name, img)
+                if mask is not None:
+                    _write_png(out / 'masks' / split / cls / name, mask)
+    config = dict(
+        source='imdd_demo_surfaces',
+        license='Apache-2.0 (generated by imdd_mm)',
+        reference='imdd_mm.datasets.synthetic_surfaces',
+        product='industrial surface',
+        material='mixed materials',
+        domain='surface inspection',
+        image_dir='images',
+        mask_dir='masks',
+        mask_suffix='.png',
+        normal_classes=[NORMAL],
+        classes=list(defects),
+    )
+    cfg_path = out / 'dataset.yaml'
+    tmp = cfg_path.with_name('dataset.yaml.tmp')
+    # JSON is valid YAML; it keeps the file free of a yaml dependency.
+    tmp.write_text(json.dumps(config, indent=2, sort_keys=True) + '\n')
+    os.replace(tmp, cfg_path)
+    return cfg_path
