@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import random
+import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
@@ -77,8 +78,10 @@ def make_open_vocab_split(ann_dir,
         novel (Sequence[str] | str, optional): Novel category names (a
             comma-separated string is accepted); default: the last category
             by name that has annotations in the test split.
-        max_test_images (int, optional): Cap on test images, drawn per image
-            class (normal or the first annotated category) round-robin.
+        max_test_images (int, optional): Cap on test images (None or 0: no
+            cap), drawn round-robin over the image classes (normal, or the
+            first annotated category, or the image-level label), each
+            class's images in a seeded random order.
         seed (int): Seed of the test subset.
 
     Returns:
@@ -92,18 +95,33 @@ def make_open_vocab_split(ann_dir,
     names = [c['name'] for c in categories]
     if isinstance(novel, str):
         novel = [n.strip() for n in novel.split(',') if n.strip()]
+    if max_test_images is not None and max_test_images < 0:
+        raise ValueError(f'max_test_images must be >= 0 (0: no cap), got '
+                         f'{max_test_images}')
     if not novel:
         used = {a['category_id'] for a in test['annotations']}
-        novel = [sorted(c['name'] for c in categories if c['id'] in used)[-1]]
-    unknown = sorted(set(novel) - set(names))
+        used_names = sorted(c['name'] for c in categories if c['id'] in used)
+        if not used_names:
+            raise ValueError(f'{ann_dir / "test.json"}: no annotated '
+                             'category to hold out; pass the novel names')
+        novel = [used_names[-1]]
+    novel = list(dict.fromkeys(novel))  # unique, in the given order
+    unknown = [n for n in novel if n not in names]
     if unknown:
         raise ValueError(f'{ann_dir}: novel classes {unknown} are not among '
                          f'the categories {names}')
     base_cats = [c for c in categories if c['name'] not in novel]
+    if not base_cats:
+        raise ValueError(f'{ann_dir}: every category {names} is novel; '
+                         'keep at least one base category to train on')
     novel_ids = {c['id'] for c in categories if c['name'] in novel}
 
+    # an image of a novel class leaves the training split: by annotation,
+    # or by its image-level label (classification-only images)
     with_novel = {a['image_id'] for a in train['annotations']
                   if a['category_id'] in novel_ids}
+    with_novel |= {im['id'] for im in train['images']
+                   if im.get('image_label') in novel_ids}
     train_ids = {im['id'] for im in train['images']} - with_novel
     train_base = _subset(train, train_ids, base_cats)
     filled = _box_masks(train_base['annotations'])
@@ -114,9 +132,12 @@ def make_open_vocab_split(ann_dir,
     test_ids = [im['id'] for im in sorted(test['images'],
                                           key=lambda im: im['id'])]
     if max_test_images and len(test_ids) > max_test_images:
+        image_label = {im['id']: im.get('image_label')
+                       for im in test['images']}
         groups = defaultdict(list)
         for image_id in test_ids:
-            groups[first_cat.get(image_id, -1)].append(image_id)
+            key = first_cat.get(image_id, image_label[image_id])
+            groups[-1 if key is None else key].append(image_id)
         rng = random.Random(seed)
         for ids in groups.values():
             rng.shuffle(ids)
@@ -144,16 +165,23 @@ def make_open_vocab_split(ann_dir,
                 boxes_as_masks=filled)
 
 
-def main() -> None:
+def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('ann_dir')
-    parser.add_argument('--novel', default=None)
+    parser.add_argument('--novel', default=None,
+                        help='comma-separated novel category names')
     parser.add_argument('--max-test-images', type=int, default=None)
     parser.add_argument('--seed', type=int, default=0)
-    args = parser.parse_args()
-    print(json.dumps(make_open_vocab_split(
-        args.ann_dir, args.novel, args.max_test_images, args.seed), indent=2))
+    args = parser.parse_args(argv)
+    try:
+        summary = make_open_vocab_split(args.ann_dir, args.novel,
+                                        args.max_test_images, args.seed)
+    except (ValueError, FileNotFoundError) as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 1
+    print(json.dumps(summary, indent=2))
+    return 0
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -154,9 +154,6 @@ _base_ = ['{REPO / "configs/imdd/tiny/stage2_tiny.py"}']
 base_classes = {tuple(split["base"])!r}
 all_classes = {tuple(split["all"])!r}
 model = dict(
-    # the Stage-1 captioner's MLP width and frozen random VAE must match
-    captioner=dict(hidden_dim=64),
-    backbone=dict(vae=dict(seed=0)),
     stage1_checkpoint='{out / "stage1" / f"iter_{args.stage1_iters}.pth"}',
     test_vocabulary=all_classes)
 train_dataloader = dict(dataset=dict(
@@ -174,7 +171,7 @@ val_evaluator = [
 ]
 test_evaluator = val_evaluator
 train_cfg = dict(type='IterBasedTrainLoop', max_iters={args.stage2_iters},
-                 val_interval=10**9)
+                 val_begin=10**9)  # evaluated once, by tools/test.py
 default_hooks = dict(checkpoint=dict(interval={args.stage2_iters}))
 ''')
     return dict(stage1=stage1, stage2=stage2)

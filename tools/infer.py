@@ -67,16 +67,34 @@ def parse_args():
     return parser.parse_args()
 
 
-def list_images(inputs: str) -> Tuple[Path, List[Path]]:
-    """The input root and its image files (recursive, sorted)."""
+def list_images(inputs: str,
+                exclude: Optional[Path] = None) -> Tuple[Path, List[Path]]:
+    """The input root and its image files (recursive, sorted), without the
+    files under ``exclude`` (the output folder, so that a rerun does not
+    read its own overlays)."""
     path = Path(inputs)
     if path.is_file():
         return path.parent, [path]
     if not path.is_dir():
         raise FileNotFoundError(f'{inputs}: no such file or folder')
-    files = sorted(p for p in path.rglob('*')
-                   if p.suffix.lower() in IMAGE_EXTS and p.is_file())
+    skip = exclude.resolve() if exclude is not None else None
+    files = sorted(
+        p for p in path.rglob('*')
+        if p.suffix.lower() in IMAGE_EXTS and p.is_file() and not (
+            skip is not None and skip in p.resolve().parents))
     return path, files
+
+
+def output_stems(root: Path, files: List[Path]) -> Dict[Path, Path]:
+    """Output stem (relative, without suffix) of each input; ``a.png`` and
+    ``a.jpg`` in one folder become ``a_png`` and ``a_jpg``."""
+    stems = [p.relative_to(root).with_suffix('') for p in files]
+    clash = {s for s in stems if stems.count(s) > 1}
+    return {
+        p: (s.with_name(f'{s.name}_{p.suffix.lstrip(".").lower()}')
+            if s in clash else s)
+        for p, s in zip(files, stems)
+    }
 
 
 def read_image(path: Path) -> np.ndarray:
@@ -105,7 +123,13 @@ def build_pipeline(cfg) -> Compose:
 
 def tile_windows(height: int, width: int, tile: int,
                  overlap: float) -> List[Tuple[int, int, int, int]]:
-    """Windows ``(x0, y0, x1, y1)`` covering the image with ``overlap``."""
+    """Windows ``(x0, y0, x1, y1)`` covering the image; neighbours overlap
+    by at least ``overlap * tile`` pixels. An image no larger than ``tile``
+    is one window."""
+    if tile < 1:
+        raise ValueError(f'tile size must be >= 1, got {tile}')
+    if not 0.0 <= overlap < 1.0:
+        raise ValueError(f'tile overlap must be in [0, 1), got {overlap}')
     if max(height, width) <= tile:
         return [(0, 0, width, height)]
     step = max(1, int(tile * (1 - overlap)))
@@ -233,17 +257,22 @@ def main() -> int:
     vocab = [v.strip() for v in args.vocab.split(',') if v.strip()]
     if not vocab:
         raise SystemExit('--vocab needs at least one name')
-    root, files = list_images(args.inputs)
+    try:  # check the tiling arguments before loading the model
+        tile_windows(1, 1, args.tile_size, args.tile_overlap)
+    except ValueError as err:
+        raise SystemExit(f'error: {err}')
+    out_dir = Path(args.out)
+    root, files = list_images(args.inputs, exclude=out_dir)
     if not files:
         raise SystemExit(f'{args.inputs}: no images ({", ".join(IMAGE_EXTS)})')
     model = init_detector(args.config, args.checkpoint, device=args.device,
                           cfg_options=args.cfg_options)
     model.set_vocabulary(vocab)
     pipeline = build_pipeline(model.cfg)
-    out_dir = Path(args.out)
+    stems = output_stems(root, files)
     skipped, done = [], 0
     for path in tqdm(files, desc='infer', unit='img'):
-        rel = path.relative_to(root).with_suffix('')
+        rel = stems[path]
         try:
             image = read_image(path)
             result = predict_image(model, pipeline, image, args.tile_size,

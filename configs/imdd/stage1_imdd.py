@@ -14,8 +14,9 @@
 # The corpus is the one written by data_converters/build_corpus.py
 # (data/imdd1m/index.json + shards). Captions are encoded by the frozen
 # CLIP ViT-L/14 text tower (768-d, eq. 3); the VAE is SD-1.5's (frozen);
-# the captioner's CLIP image tower is ViT-B-16 (512-d, eq. 6). Pretrained
-# weights come from the hub ids / open_clip tags below (or their caches).
+# the captioner's CLIP image tower is ViT-B-16 (512-d, eq. 6). Their
+# pretrained weights are opt-in (see the model below): building this config
+# needs no network.
 default_scope = 'mmdet'
 custom_imports = dict(imports=['imdd_mm'], allow_failed_imports=False)
 
@@ -54,16 +55,33 @@ sd15_unet = dict(
 model = dict(
     type='IMDDDiffusionPretrainer',
     unet=dict(config=sd15_unet, init='he_xavier', seed=0),
+    # Frozen SD-1.5 VAE. Building needs no network: the layout below is
+    # randomly initialised unless you opt in to the real weights with
+    #   model.vae.pretrained=stable-diffusion-v1-5/stable-diffusion-v1-5
+    #   (hub id, or a local diffusers folder) model.vae.config=None
     vae=dict(
-        pretrained='stable-diffusion-v1-5/stable-diffusion-v1-5',
-        subfolder='vae',
+        config=dict(
+            in_channels=3,
+            out_channels=3,
+            down_block_types=('DownEncoderBlock2D', ) * 4,
+            up_block_types=('UpDecoderBlock2D', ) * 4,
+            block_out_channels=(128, 256, 512, 512),
+            layers_per_block=2,
+            act_fn='silu',
+            latent_channels=4,
+            norm_num_groups=32,
+            sample_size=512,
+            scaling_factor=0.18215),
         drop_decoder=False),
+    # Frozen CLIP towers: opt in to the paper's pretrained weights with
+    #   model.text_encoder.pretrained=openai model.captioner.pretrained=openai
+    # (open_clip tags, or local .bin/.safetensors files).
     text_encoder=dict(
-        type='CLIPTextEncoder', model_name='ViT-L-14', pretrained='openai'),
+        type='CLIPTextEncoder', model_name='ViT-L-14', pretrained=None),
     captioner=dict(
         type='ImplicitCaptioner',
         model_name='ViT-B-16',
-        pretrained='openai',
+        pretrained=None,
         in_dim=512,
         hidden_dim=256,
         out_dim=768),

@@ -21,6 +21,7 @@ Example:
 """
 import json
 import os
+import zlib
 from pathlib import Path
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
@@ -145,6 +146,8 @@ def _stain(rng, size):
     cx, cy = rng.uniform(0.25, 0.75, 2) * size
     rx, ry = rng.uniform(0.08, 0.18, 2) * size
     wobble = 0.25 * _smooth_noise(rng, size, 12, (5, 5))
+    # no wobble at the centre: the stain is never empty, even when small
+    wobble -= wobble[min(int(cy), size - 1), min(int(cx), size - 1)]
     field = ((xx - cx) / rx)**2 + ((yy - cy) / ry)**2 + wobble
     return (field < 1.0).astype(np.uint8), -0.6
 
@@ -197,6 +200,15 @@ def render_sample(surface: str, defect: Optional[str], size: int,
     return np.clip(img, 0, 255).astype(np.uint8), mask
 
 
+def image_seed(seed: int, split: str, cls: str, index: int) -> int:
+    """The seed of one image: a function of the base seed, the split name,
+    the class name and the index only (not of which other splits or
+    classes are written)."""
+    entropy = [int(seed) & 0xFFFFFFFF, zlib.crc32(split.encode()),
+               zlib.crc32(cls.encode()), int(index)]
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0])
+
+
 def _write_png(path: Path, array: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     ok, buf = cv2.imencode('.png', array)
@@ -227,13 +239,23 @@ def write_surface_dataset(out_dir, num_per_class: Dict[str, int],
         Path: The path of the converter config ``dataset.yaml``.
     """
     out = Path(out_dir)
+    unknown = sorted(set(defects) - set(DEFECT_FUNCS)) + sorted(
+        set(surfaces) - set(SURFACE_FUNCS))
+    if unknown or not defects or not surfaces:
+        raise ValueError(f'unknown or missing defects/surfaces {unknown}; '
+                         f'known defects {DEFECTS}, surfaces {SURFACES}')
+    if size < 16:
+        raise ValueError(f'size must be >= 16 pixels, got {size}')
+    bad = {k: v for k, v in num_per_class.items()
+           if not isinstance(v, int) or v < 0}
+    if bad:
+        raise ValueError(f'num_per_class needs counts >= 0, got {bad}')
     classes = [NORMAL] + list(defects)
-    for split_idx, (split, count) in enumerate(sorted(num_per_class.items())):
-        for cls_idx, cls in enumerate(classes):
+    for split, count in sorted(num_per_class.items()):
+        for cls in classes:
             for i in range(count):
                 surface = surfaces[i % len(surfaces)]
-                img_seed = (seed * 1_000_003 + split_idx * 100_003 +
-                            cls_idx * 10_007 + i)
+                img_seed = image_seed(seed, split, cls, i)
                 defect = None if cls == NORMAL else cls
                 img, mask = render_sample(surface, defect, size, img_seed)
                 name = f'{surface}_{i:04d}.png'

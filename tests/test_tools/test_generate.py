@@ -143,7 +143,13 @@ def test_generate_reports_fid_and_is(stage1_ckpt, tmp_path):
     scores = json.loads((out / 'metrics.json').read_text())
     assert scores['num_generated'] == scores['num_real'] == 2
     assert scores['IS'] >= 1.0
-    assert scores['FID'] == pytest.approx(0.0, abs=1e-6)
     assert manifest['metrics']['FID'] == scores['FID']
+    other = tmp_path / 'other'
+    other.mkdir()
+    for p in out.glob('*.png'):  # different "real" images: inverted
+        cv2.imwrite(str(other / p.name), 255 - cv2.imread(str(p)))
+    fid_other = tool.main(argv + ['--fid-real', str(other)])['metrics']['FID']
+    assert fid_other > 0
+    assert scores['FID'] <= 1e-6 * fid_other  # FID(X, X) ~ 0
     with pytest.raises(SystemExit):
         tool.main(_argv(ckpt, out, '--fid-real', str(real)))

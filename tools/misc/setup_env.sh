@@ -6,6 +6,7 @@
 #   VENV=.venv               where the environment lives
 #   PYTHON=python3           interpreter used to create it (>= 3.9)
 #   IMDD_SKIP_TORCH=1        keep the torch already in the venv (e.g. CUDA)
+#   IMDD_SKIP_APT=1          do not apt-get install chromium (report browser test)
 #   IMDD_WHEEL_CACHE=DIR     where the compiled mmcv wheel is kept
 #                            (default ~/.cache/imdd-mm/wheels)
 set -euo pipefail
@@ -22,6 +23,7 @@ fail() {
   echo "setup_env: step '$STEP' failed." >&2
   case "$STEP" in
     venv) echo "  fix: install Python >= 3.9 with venv support (Debian: apt-get install python3-venv), or set PYTHON=/path/to/python3." >&2 ;;
+    chromium) echo "  fix: apt-get install chromium (or set IMDD_SKIP_APT=1 to skip; the browser test then skips)." >&2 ;;
     torch) echo "  fix: check that pip reaches PyPI (pip index versions torch); for a CUDA build install torch yourself and rerun with IMDD_SKIP_TORCH=1." >&2 ;;
     mmcv-*) echo "  fix: mmcv $MMCV_VERSION is compiled from source and needs a C++20 compiler (Debian: apt-get install build-essential) and ~10 minutes on 2 cores; see the log above. Delete $CACHE to force a rebuild." >&2 ;;
     *) echo "  fix: see the pip output above; rerun 'make install' once the cause is fixed (the step is idempotent)." >&2 ;;
@@ -38,6 +40,17 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 PY="$(cd "$VENV" && pwd)/bin/python"   # absolute: the mmcv build changes directory
 PIP=("$PY" -m pip --disable-pip-version-check -q)
+
+STEP=chromium
+# The HTML report is checked in a real headless browser (Debian's chromium).
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && [ "${IMDD_SKIP_APT:-0}" != "1" ]; then
+    echo "==> chromium (for the HTML report's browser check)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "note: no chromium found; the report's browser test will be skipped (apt-get install chromium)"
+  fi
+fi
 
 STAMP="$VENV/.imdd_mm_stamp"
 HASH=$(cat requirements/*.txt setup.py tools/misc/setup_env.sh | sha256sum | cut -c1-16)

@@ -88,3 +88,15 @@ test_evaluator = dict(
     metric=['bbox', 'segm'],
     format_only=False,
     backend_args=backend_args)
+
+# imdd-mm's metrics beside COCO's (paper Tables 3-6): open-vocabulary image
+# classification, mask-derived boxes (same box_mode as the model), pixel
+# Acc/F1/IoU/Dice and P-AUROC / AUPRO / I-AUROC.
+imdd_metrics = [
+    dict(type='IMDDClassificationMetric'),
+    dict(type='MaskBoxDetectionMetric', box_mode='mask'),
+    dict(type='DefectSegMetric'),
+    dict(type='AnomalyMetric'),
+]
+val_evaluator = [val_evaluator, *imdd_metrics]
+test_evaluator = [test_evaluator, *imdd_metrics]

@@ -88,3 +88,13 @@ test_evaluator = dict(
     metric=['bbox', 'segm'],
     format_only=False,
     backend_args=backend_args)
+
+# imdd-mm's metrics beside COCO's: NEU-DET has boxes only, so Table 3
+# (classification) and Table 4 (box mAP, boxes from the annotations).
+imdd_metrics = [
+    dict(type='IMDDClassificationMetric'),
+    dict(type='MaskBoxDetectionMetric', box_mode='mask',
+         gt_box_source='boxes'),
+]
+val_evaluator = [val_evaluator, *imdd_metrics]
+test_evaluator = [test_evaluator, *imdd_metrics]

@@ -49,7 +49,7 @@ model = dict(
         out_channels=256,
         num_queries=100,
         num_transformer_feat_level=3,
-        text_encoder=dict(type='CLIPTextEncoder', model_name='ViT-L-14'),
+        text_encoder=dict(type='IMDDCLIPTextEncoder', model_name='ViT-L-14'),
         pixel_decoder=dict(
             type='MultiScaleFPNPixelDecoder',
             norm_cfg=dict(type='GN', num_groups=32),

@@ -78,6 +78,7 @@ model = dict(
             text_cfg=dict(
                 context_length=16, vocab_size=49408, width=32, heads=2,
                 layers=1)),
+        hidden_dim=64,  # = configs/imdd/tiny/stage1_tiny.py (Stage-1 handoff)
         out_dim=text_dim),
     panoptic_head=dict(
         type='OVMask2FormerHead',
@@ -190,10 +191,16 @@ val_dataloader = dict(
         test_mode=True,
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
-val_evaluator = dict(
-    type='CocoMetric',
-    ann_file=data_root + ann_root + 'val.json',
-    metric=['bbox', 'segm'])
+val_evaluator = [
+    dict(
+        type='CocoMetric',
+        ann_file=data_root + ann_root + 'val.json',
+        metric=['bbox', 'segm']),
+    dict(type='IMDDClassificationMetric'),
+    dict(type='MaskBoxDetectionMetric', box_mode='mask'),
+    dict(type='DefectSegMetric'),
+    dict(type='AnomalyMetric'),
+]
 test_evaluator = val_evaluator
 
 # ---------------------------------------------------------------- schedule

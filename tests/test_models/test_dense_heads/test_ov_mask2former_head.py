@@ -181,3 +181,30 @@ PINNED = {
     'loss_dice': 0.9208,
     'loss_grounding': 0.6515,
 }
+
+
+def test_msdeformattn_pixel_decoder_option():
+    """mmdet's MSDeformAttn pixel decoder works as an alternative to FPN,
+    with the diffusion strides passed on."""
+    register_all_modules()
+    decoder = dict(
+        type='MSDeformAttnPixelDecoder',
+        num_outs=3,
+        norm_cfg=dict(type='GN', num_groups=8),
+        act_cfg=dict(type='ReLU'),
+        encoder=dict(
+            num_layers=1,
+            layer_cfg=dict(
+                self_attn_cfg=dict(
+                    embed_dims=FEAT, num_heads=4, num_levels=3, num_points=2,
+                    dropout=0.0, batch_first=True),
+                ffn_cfg=dict(
+                    embed_dims=FEAT, feedforward_channels=64, num_fcs=2,
+                    ffn_drop=0.0, act_cfg=dict(type='ReLU', inplace=True)))),
+        positional_encoding=dict(num_feats=FEAT // 2, normalize=True))
+    torch.manual_seed(0)
+    head = MODELS.build(head_cfg(pixel_decoder=decoder))
+    head.init_weights()
+    assert list(head.pixel_decoder.strides) == STRIDES
+    losses = head.loss(feats(), samples(['defect', 'defect']))
+    assert all(torch.isfinite(v) for v in losses.values())

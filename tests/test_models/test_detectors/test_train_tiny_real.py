@@ -37,7 +37,7 @@ def test_tiny_stage2_trains_on_magnetic_tile(tmp_path, monkeypatch):
     cfg.train_dataloader.batch_size = 2
     cfg.train_dataloader.sampler = dict(type='DefaultSampler', shuffle=True)
     cfg.train_cfg.max_iters = 40
-    cfg.val_evaluator.ann_file = str(work / 'out/annotations/val.json')
+    cfg.val_evaluator[0].ann_file = str(work / 'out/annotations/val.json')
     cfg.test_dataloader = cfg.val_dataloader
     cfg.test_evaluator = cfg.val_evaluator
     cfg.val_dataloader = cfg.val_evaluator = cfg.val_cfg = None

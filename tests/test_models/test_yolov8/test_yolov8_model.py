@@ -237,7 +237,6 @@ def test_overfits_neu_det_and_predicts_in_original_coordinates(neu_samples):
         best = (ious * same).amax(1) if len(inst) else torch.zeros(len(gt))
         found += int((best > 0.7).sum())
         total += len(gt)
-    print("FOUND", found, total)
     assert total >= 10
     assert found >= 0.6 * total, (found, total)
 
