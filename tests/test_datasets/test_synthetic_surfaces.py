@@ -59,6 +59,16 @@ def test_same_seed_gives_identical_bytes(generated, tmp_path):
     assert len(differing) > len(first) // 2
 
 
+def test_rerun_into_same_folder_removes_stale_images(tmp_path):
+    write_surface_dataset(tmp_path / 'run', dict(train=3, val=2), size=16)
+    (tmp_path / 'run' / 'images' / 'keep_me.png').write_bytes(b'user')
+    write_surface_dataset(tmp_path / 'run', dict(train=1), size=16)
+    write_surface_dataset(tmp_path / 'fresh', dict(train=1), size=16)
+    rerun = _tree(tmp_path / 'run')
+    assert rerun.pop('images/keep_me.png') == b'user'  # not ours: kept
+    assert rerun == _tree(tmp_path / 'fresh')
+
+
 def test_seed_does_not_depend_on_other_splits_or_classes(tmp_path):
     """An image is the same whichever other splits/classes are written."""
     write_surface_dataset(tmp_path / 'a', dict(train=2, test=1), size=SIZE,
