@@ -118,7 +118,7 @@ def detect_source(data: Path) -> str:
 
 def split_vocabulary(converted: Path, novel_arg: Optional[str],
                      max_test: int, seed: int) -> Dict:
-    """Write ``train_base.json``/``val_base.json`` without the novel
+    """Write ``train_base.json`` without the novel
     classes (their images are dropped, not relabelled normal) and a test
     file with every class; returns the vocabularies."""
     from data_converters.open_vocab_split import make_open_vocab_split

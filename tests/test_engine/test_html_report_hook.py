@@ -89,6 +89,8 @@ def _runner(vocabulary=None, n_images=8):
 
 @pytest.fixture
 def images(tmp_path):
+    tmp_path = tmp_path / 'imgs'
+    tmp_path.mkdir()
     paths = {}
     for k in range(5):
         paths[f'defect_{k}'] = _write_image(tmp_path / f'defect_{k}.png',
@@ -141,8 +143,8 @@ def test_report_written_with_metrics_curve_and_samples(images, tmp_path):
         'vocabulary: scratch, crack, stain' in text
     # at most 3 defective (3/4 of 5) and 1 normal (1/4 of 5), in order
     shown = re.findall(r'<b>([^<]*)</b>', text)
-    assert shown == ['good_0.png', 'defect_0.png', 'defect_1.png',
-                     'defect_2.png']
+    assert shown == ['imgs/good_0.png', 'imgs/defect_0.png',
+                     'imgs/defect_1.png', 'imgs/defect_2.png']
     assert 'ground truth: crack; predicted: scratch (0.90)' in text
     assert 'ground truth: normal; predicted: normal (0.10)' in text
     assert 'caption: a scratch' in text
@@ -171,7 +173,7 @@ def test_vocabulary_from_head_and_bad_samples(images, tmp_path):
     hook.after_test_iter(runner, 0, outputs=[missing, deep])
     hook.after_test_epoch(runner, {})
     text = out.read_text(encoding='utf-8')
-    assert re.findall(r'<b>([^<]*)</b>', text) == ['deep.png']
+    assert re.findall(r'<b>([^<]*)</b>', text) == ['imgs/deep.png']
     assert 'ground truth: hole; predicted: dent (0.95)' in text
     assert 'vocabulary: dent, rust, hole' in text
     # one class only (all defective): no ROC curve, but the report exists
@@ -190,4 +192,13 @@ def test_sample_to_report_reads_original_image(images):
     assert rep.pred_scores == pytest.approx([0.9, 0.2])
     assert rep.score_map.shape == (H, W)
     assert rep.image_label == 'scratch (0.90)'
-    assert rep.name == 'deep.png' and rep.caption == 'a scratch'
+    assert rep.name == 'imgs/deep.png' and rep.caption == 'a scratch'
+    # instances below the score threshold are not drawn
+    rep = sample_to_report(
+        _sample(images['deep'], True, 0.9, gt_label=1), CLASSES, 0.3)
+    assert rep.pred_scores == pytest.approx([0.9])
+    assert rep.pred_masks.shape == (1, H, W) and rep.pred_labels == [0]
+    assert rep.pred_boxes.shape == (1, 4)
+    rep = sample_to_report(
+        _sample(images['deep'], False, 0.1), CLASSES, 0.3)
+    assert rep.pred_masks.shape == (0, H, W) and rep.pred_labels == []

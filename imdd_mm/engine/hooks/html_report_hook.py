@@ -26,15 +26,22 @@ def _numpy(value) -> Optional[np.ndarray]:
     return np.asarray(value)
 
 
-def sample_to_report(sample, class_names: Sequence[str]) -> ReportSample:
+def sample_to_report(sample,
+                     class_names: Sequence[str],
+                     score_thr: float = 0.0) -> ReportSample:
     """Build a :class:`ReportSample` from a predicted ``DetDataSample``
-    (reads the original image from ``img_path``)."""
+    (reads the original image from ``img_path``; predicted instances below
+    ``score_thr`` are not drawn). The sample is named by its class folder
+    and file name (``crack/0001.png``), which tells apart equal file names
+    of different folders."""
     path = sample.get('img_path')
     if not path or not osp.isfile(path):
         raise FileNotFoundError(f'{path!r}: image not found')
     image = to_rgb_uint8(mmcv.imread(path, flag='unchanged'))
     gt = sample.get('gt_instances')
     pred = sample.get('pred_instances')
+    if pred is not None and 'scores' in pred and len(pred) > 0:
+        pred = pred[pred.scores >= score_thr]
     score_map = sample.get('pred_score_map')
     label = int(sample.get('pred_image_label', -1))
     label_name = 'normal' if label < 0 else (
@@ -43,7 +50,7 @@ def sample_to_report(sample, class_names: Sequence[str]) -> ReportSample:
     if score is not None:
         label_name += f' ({float(score):.2f})'
     return ReportSample(
-        name=osp.basename(path),
+        name='/'.join(osp.normpath(path).split(osp.sep)[-2:]),
         image=image,
         class_names=list(class_names),
         gt_masks=_numpy(gt.masks) if gt is not None and 'masks' in gt else
@@ -74,6 +81,9 @@ class HTMLReportHook(Hook):
         out_file (str): Where to write the report.
         max_samples (int): Images shown. Defaults to 12.
         title (str): Report title.
+        score_thr (float): Predicted instances below this score are not
+            drawn (the metrics use them all). Defaults to 0.3, as
+            ``tools/infer.py``.
     """
 
     priority = 'LOW'
@@ -81,8 +91,10 @@ class HTMLReportHook(Hook):
     def __init__(self,
                  out_file: str,
                  max_samples: int = 12,
-                 title: str = 'imdd-mm test report') -> None:
+                 title: str = 'imdd-mm test report',
+                 score_thr: float = 0.3) -> None:
         self.out_file = out_file
+        self.score_thr = score_thr
         self.max_samples = max_samples
         self.title = title
         self._samples = []
@@ -118,7 +130,8 @@ class HTMLReportHook(Hook):
             if want and len(self._samples) < self.max_samples:
                 try:
                     item = sample_to_report(sample,
-                                            self._class_names(runner))
+                                            self._class_names(runner),
+                                            self.score_thr)
                 except Exception as err:  # the report must not stop a test
                     runner.logger.warning(
                         f'HTMLReportHook: sample '
