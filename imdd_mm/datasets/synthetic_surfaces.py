@@ -32,13 +32,6 @@ import numpy as np
 SURFACES = ('brushed_metal', 'woven_fabric', 'concrete', 'pcb')
 DEFECTS = ('scratch', 'crack', 'stain', 'hole')
 NORMAL = 'good'
-#: surface -> (material, product) used in the converter config's taxonomy.
-SURFACE_MATERIAL = {
-    'brushed_metal': 'stainless steel',
-    'woven_fabric': 'textile',
-    'concrete': 'concrete',
-    'pcb': 'printed circuit board',
-}
 
 
 def _smooth_noise(rng: np.random.Generator, size: int, scale: int,
