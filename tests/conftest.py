@@ -55,3 +55,18 @@ def neu_det_root() -> Path:
 @pytest.fixture(scope='session')
 def elpv_root() -> Path:
     return shared_dataset('elpv')
+
+
+@pytest.fixture(autouse=True)
+def _mmdet_default_scope():
+    """Every test starts in mmdet's default scope.
+
+    mmengine builds from the registry of the *current* default scope, so a
+    scope left behind by an earlier test (the MMSeg tests switch to
+    ``mmseg``) would change what a name such as ``CLIPTextEncoder`` builds.
+    """
+    from mmengine.registry import DefaultScope, init_default_scope
+    current = DefaultScope.get_current_instance()
+    if current is None or current.scope_name != 'mmdet':
+        init_default_scope('mmdet')
+    yield

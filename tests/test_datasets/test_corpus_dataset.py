@@ -87,8 +87,8 @@ def test_pipeline_and_missing_offsets(corpus):
     ds = DATASETS.build(dict(
         type='IMDDCorpusDataset', ann_file=str(corpus),
         metainfo=dict(classes=('crack', )),  # subset: scratch dropped
-        pipeline=[dict(type='mmdet.LoadImageFromFile'),
-                  dict(type='mmdet.LoadAnnotations', with_bbox=True,
+        pipeline=[dict(type='LoadImageFromFile'),
+                  dict(type='LoadAnnotations', with_bbox=True,
                        with_mask=True)]))
     out = ds[1]
     assert out['img'].shape[:2] == (8, 8)
