@@ -18,9 +18,8 @@ from .utils.checkpoint import register_safe_checkpoint_loader  # noqa: E402
 
 register_safe_checkpoint_loader()
 
-from . import datasets, engine, evaluation, models  # noqa: E402,F401
-from . import visualization, vocab  # noqa: E402,F401
-from . import generation  # noqa: E402,F401
+from . import (datasets, engine, evaluation, generation,  # noqa: E402,F401
+               models, visualization, vocab)
 from .utils.setup_env import register_all_modules  # noqa: E402
 from .version import __version__  # noqa: E402
 

@@ -1,1 +1,0 @@
-# Copyright (c) imdd-mm contributors. Licensed under the Apache License 2.0.
