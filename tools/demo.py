@@ -94,7 +94,8 @@ def run(cmd: List[str], log_file: Path,
         for line in proc.stdout:
             log.write(line)
             if pattern.search(line):
-                print('    ' + line.rstrip()[-160:], flush=True)
+                text = line.split(' - INFO - ', 1)[-1].rstrip()
+                print('    ' + text[:150], flush=True)
         code = proc.wait()
     if code != 0:
         tail = ''.join(open(log_file).readlines()[-40:])
