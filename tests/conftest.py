@@ -6,6 +6,7 @@ from pathlib import Path
 
 import imdd_mm  # noqa: F401  (must precede mmdet imports)
 import pytest
+import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -70,3 +71,15 @@ def _mmdet_default_scope():
     if current is None or current.scope_name != 'mmdet':
         init_default_scope('mmdet')
     yield
+
+
+@pytest.fixture(autouse=True, scope='session')
+def _single_torch_thread():
+    """One intra-op thread for the whole suite: the tiny test models run
+    several times faster single-threaded (OpenMP threads spin against the
+    other processes of a busy CI machine) and results do not depend on the
+    core count. Tools run as subprocesses get ``OMP_NUM_THREADS=1``."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -154,7 +154,6 @@ def map_category(source: Optional[str],
         imdd_id`` (global defect-type id, None for ``name=None``),
         ``group`` and ``root_causes``.
     """
-    tax = load_taxonomy()
     table = _source_table(source)
     default = dict(table.get('default', {}))
     product = default.get('product')

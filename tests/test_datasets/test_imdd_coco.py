@@ -7,20 +7,11 @@ import cv2
 import imdd_mm  # noqa: F401
 import numpy as np
 import pytest
-import torch
 from mmdet.registry import DATASETS
 from mmdet.utils import register_all_modules
 from mmengine.registry import DefaultScope
 from mmseg.registry import DATASETS as SEG_DATASETS
 from pycocotools import mask as mask_utils
-
-
-@pytest.fixture(autouse=True)
-def single_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _rle(mask):

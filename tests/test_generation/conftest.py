@@ -2,16 +2,6 @@
 import imdd_mm  # noqa: F401,I001
 
 import pytest
-import torch
-
-
-@pytest.fixture(autouse=True, scope='module')
-def _single_thread():
-    """Tiny models run fastest single-threaded on shared CPU cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope='session')

@@ -25,14 +25,6 @@ def _load_tool(rel):
     return mod
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _single_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope='module')
 def stage1_ckpt(tmp_path_factory):
     """A checkpoint laid out like mmengine's EMAHook writes it: EMA weights

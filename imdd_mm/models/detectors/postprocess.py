@@ -54,7 +54,7 @@ def split_components(masks: Tensor, labels: Tensor,
         (M,), scores (M,).
     """
     import cv2
-    out_masks, out_labels, out_scores = [], [], []
+    out_masks, out_labels = [], []
     masks_np = masks.cpu().numpy().astype(np.uint8)
     for i, mask in enumerate(masks_np):
         if not mask.any():

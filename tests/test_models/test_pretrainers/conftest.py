@@ -5,18 +5,8 @@ run through mmengine's Runner shared by the module's tests."""
 import imdd_mm  # noqa: F401,I001
 
 import pytest
-import torch
 
 from .stage1_utils import magnetic_tile_captions, tiny_stage1_cfg
-
-
-@pytest.fixture(autouse=True, scope='module')
-def _single_thread():
-    """Tiny models run fastest single-threaded on shared CPU cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope='module')
