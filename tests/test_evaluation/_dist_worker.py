@@ -21,6 +21,7 @@ def main(out_file: str, num: int) -> None:
         with open(out_file, 'w') as f:
             json.dump(dict(result=result, world=dist.get_world_size(),
                            local=len(indices)), f)
+    dist.barrier()  # leave together: see tests/test_models/test_losses
     dist.destroy_process_group()
 
 

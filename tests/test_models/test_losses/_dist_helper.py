@@ -55,5 +55,8 @@ def dist_worker(rank, world, port, result_path):
         if rank == 0:
             torch.save(
                 dict(loss=loss_avg, grad=torch.cat(grads)), result_path)
+        # both ranks leave the process group together: a rank tearing gloo
+        # down while its peer is still connected can abort the peer
+        dist.barrier()
     finally:
         dist.destroy_process_group()
