@@ -30,3 +30,6 @@ from . import (btad, dagm2007, deeppcb, gc10_det, kolektorsdd,  # noqa: F401
                kolektorsdd2, mvtec_ad, mvtec_ad2, pcb, sdnet2018,
                steel_pipe_weld, tianchi_aluminum, tianchi_fabric, visa,
                wm811k)
+
+from . import tianchi_baijiu  # noqa: F401,E402  (COCO-based)
+from . import tig_al5083  # noqa: F401,E402

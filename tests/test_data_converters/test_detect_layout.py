@@ -1,0 +1,120 @@
+# Copyright (c) imdd-mm contributors. Licensed under the Apache License 2.0.
+"""Layout detection (``data_converters/detect_layout.py``) and the demo's
+converter command for ``--data DIR`` (no training)."""
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from data_converters.base import list_converters
+from data_converters.detect_layout import (LAYOUTS, detect_sources,
+                                           layout_summary)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _touch(root: Path, *rels: str) -> Path:
+    for rel in rels:
+        p = root / rel
+        if rel.endswith('/'):
+            p.mkdir(parents=True, exist_ok=True)
+        else:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_bytes(b'x')
+    return root
+
+
+#: one minimal tree per layout: the entries its published layout has
+TREES = {
+    'magnetic_tile': ['MT_Crack/Imgs/a.jpg', 'MT_Free/Imgs/b.jpg'],
+    'neu_det': ['IMAGES/crazing_1.jpg', 'ANNOTATIONS/crazing_1.xml'],
+    'elpv': ['labels.csv', 'images/cell0001.png'],
+    'kolektorsdd': ['kos01/Part0.jpg', 'kos01/Part0_label.bmp'],
+    'kolektorsdd2': ['train/10000.png', 'train/10000_GT.png', 'test/'],
+    'mvtec_ad': ['bottle/train/good/000.png',
+                 'bottle/ground_truth/broken_large/000_mask.png'],
+    'mvtec_ad2': ['can/train/good/0.png', 'can/test_public/bad/0.png'],
+    'btad': ['01/train/ok/0000.bmp', '01/test/ko/0000.bmp'],
+    'visa': ['split_csv/1cls.csv', 'candle/Data/Images/Normal/0.JPG'],
+    'dagm2007': ['Class1/Train/0001.PNG', 'Class1/Train/Label/Labels.txt'],
+    'pcb': ['images/Missing_hole/01.jpg', 'Annotations/Missing_hole/01.xml'],
+    'deeppcb': ['PCBData/trainval.txt', 'PCBData/group00041/'],
+    'wm811k': ['LSWMD.pkl'],
+    'sdnet2018': ['D/CD/1.jpg', 'D/UD/2.jpg'],
+    'tianchi_aluminum': ['无瑕疵样本/a.jpg', '瑕疵样本/擦花/b.jpg'],
+    'tianchi_fabric': ['defect_Images/a.jpg', 'Annotations/anno_train.json'],
+    'gc10_det': ['1/img_01.jpg', 'lable/img_01.xml'],
+    'tig_al5083': ['train/train.json', 'test/test.json', 'train/run/0.png'],
+    'voc': ['JPEGImages/a.jpg', 'Annotations/a.xml'],
+    'yolo': ['images/train/a.jpg', 'labels/train/a.txt'],
+}
+
+
+@pytest.mark.parametrize('source', sorted(TREES))
+def test_each_layout_is_detected_alone(tmp_path, source):
+    root = _touch(tmp_path / source, *TREES[source])
+    assert detect_sources(root) == [source]
+
+
+def test_coco_and_baijiu(tmp_path):
+    root = _touch(tmp_path / 'b', 'images/img_0000001.jpg')
+    (root / 'annotations.json').write_text(json.dumps(
+        {'images': [], 'categories': [{'id': 0, 'name': '背景'}]}),
+        encoding='utf-8')
+    assert detect_sources(root) == ['tianchi_baijiu']
+    (root / 'annotations.json').write_text(json.dumps(
+        {'images': [], 'categories': [{'id': 1, 'name': 'crack'}]}))
+    assert detect_sources(root) == ['coco']
+
+
+def test_unknown_and_ambiguous(tmp_path):
+    assert detect_sources(_touch(tmp_path / 'x', 'a/b.png')) == []
+    both = _touch(tmp_path / 'y', *TREES['magnetic_tile'], *TREES['wm811k'])
+    assert detect_sources(both) == ['magnetic_tile', 'wm811k']
+
+
+def test_every_layout_names_a_registered_converter():
+    known = set(list_converters())
+    assert {n for n, _, _ in LAYOUTS} <= known
+    summary = layout_summary()
+    assert all(f'  {n} ' in summary for n, _, _ in LAYOUTS)
+
+
+# ---- tools/demo.py: converter command for --data DIR -------------------
+def _demo():
+    spec = importlib.util.spec_from_file_location('imdd_demo',
+                                                  REPO / 'tools' / 'demo.py')
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_demo_passes_dataset_yaml(tmp_path):
+    demo = _demo()
+    root = _touch(tmp_path / 'ds', 'images/crack/0.bmp', 'masks/crack/0.png')
+    (root / 'dataset.yaml').write_text('image_dir: images\nmask_dir: masks\n')
+    source, args = demo.converter_args(root, None)
+    assert source == 'folder'
+    assert args == ['folder', '--root', root, '--config',
+                    root / 'dataset.yaml']
+    (root / 'dataset.yaml').write_text('format: voc\n')
+    assert demo.converter_args(root, None)[0] == 'generic'
+    # an explicit --source still gets the yaml
+    source, args = demo.converter_args(root, 'voc')
+    assert args[-2:] == ['--config', root / 'dataset.yaml']
+
+
+def test_demo_detects_or_lists_sources(tmp_path):
+    demo = _demo()
+    root = _touch(tmp_path / 'KolektorSDD', *TREES['kolektorsdd'])
+    assert demo.converter_args(root, None) == (
+        'kolektorsdd', ['kolektorsdd', '--root', root])
+    both = _touch(tmp_path / 'y', *TREES['magnetic_tile'], *TREES['voc'])
+    with pytest.raises(SystemExit, match='fits several converters: '
+                       'magnetic_tile, voc; pass --source'):
+        demo.converter_args(both, None)
+    with pytest.raises(SystemExit, match='no known layout(.|\n)*kolektorsdd'):
+        demo.converter_args(_touch(tmp_path / 'z', 'a/b.png'), None)
+    with pytest.raises(SystemExit, match='image-level labels only'):
+        demo.converter_args(_touch(tmp_path / 'e', *TREES['elpv']), None)
