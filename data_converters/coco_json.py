@@ -36,10 +36,11 @@ Config keys (all optional; see ``data_converters/generic.py`` for
     unannotated: normal              # image without annotations: normal |
                                      # error
 
-Splits: the split name comes from the file name (``train``, ``val``,
-``valid``, ``validation``, ``test``, optionally with a year,
-``instances_`` prefix) or from the ``{split: file}`` mapping; a single
-file without a split name gets a seeded stratified split.
+Splits: with several annotation files, the split name comes from each
+file name (``train``, ``val``, ``valid``, ``validation``, ``test``,
+optionally with a year and an ``instances_`` prefix) or its folder
+(``valid/_annotations.coco.json``), or from the ``{split: file}`` mapping;
+a single file gets a seeded stratified split.
 
 Checks (each a :class:`ConversionError` naming the file): unreadable or
 non-COCO JSON, an annotation whose ``image_id`` is not in ``images``,
@@ -163,8 +164,8 @@ class CocoJsonConverter(GenericConverter):
                     'annotations.json, annotations/*.json and '
                     '*/_annotations.coco.json); set "ann_file" in the '
                     'config')
-        if len(paths) == 1:
-            return [(split_from_name(paths[0]) if spec else None, paths[0])]
+        if len(paths) == 1:  # one file: seeded split
+            return [(None, paths[0])]
         out = []
         for p in paths:
             sp = split_from_name(p)
@@ -234,9 +235,10 @@ class CocoJsonConverter(GenericConverter):
                     f'"images" (first: {orphan[0]!r})')
         if not items:
             raise ConversionError(files[0][1], 'no images listed')
+        # a misspelt normal category must not silently keep its boxes
         missing_normal = set(map(str, self.config.get(
-            'normal_categories', self.default_normal_categories) or [])) - \
-            set(cat_names.values()) - {str(i) for i in cat_names}
+            'normal_categories') or [])) - set(cat_names.values()) - \
+            {str(i) for i in cat_names}
         if missing_normal:
             raise ConversionError(
                 files[0][1], f'normal_categories {sorted(missing_normal)} '

@@ -44,8 +44,8 @@ stratified split is drawn.
   of an ``images/`` + ``masks/`` tree read without a config; mask-named
   files (``*_mask``, ``*_gt``, ``*_label``) among the images without
   ``mask_suffix``; binary (0/255-only) images, i.e. a mask tree read as
-  images; empty class folders; no images at all; a mask whose size
-  differs from its image. A ``mask_dir`` inside ``image_dir`` is left out
+  images (``binary_images: true`` accepts binarised images); empty class
+  folders; no images at all; a mask whose size differs from its image. A ``mask_dir`` inside ``image_dir`` is left out
   of the image listing.
 
 ``coco`` - COCO detection / instance JSON: see
@@ -269,12 +269,15 @@ class FolderConverter(GenericConverter):
         """(height, width) of a validated image that is not a binary mask
         (only 0 and 255 pixel values: a mask tree read as images)."""
         img = read_image(path, cv2.IMREAD_GRAYSCALE)
+        if self.config.get('binary_images', False):
+            return int(img.shape[0]), int(img.shape[1])
         if img.size > 64 and img.max() == 255 and img.min() == 0 and \
                 not np.count_nonzero((img != 0) & (img != 255)):
             raise ConversionError(
                 path, 'binary image (only 0 and 255): this looks like a mask '
                 'read as an image; point "image_dir" at the images and '
-                '"mask_dir" at the masks')
+                '"mask_dir" at the masks (or set "binary_images: true" for '
+                'binarised images)')
         return int(img.shape[0]), int(img.shape[1])
 
     def item_path(self, item) -> str:

@@ -66,8 +66,8 @@ class TianchiBaijiuConverter(CocoJsonConverter):
         cfg.setdefault('source', self.name)
         cfg.setdefault('license', self.license)
         cfg.setdefault('reference', self.reference)
-        normal = cfg.setdefault('normal_categories',
-                                list(NORMAL_CATEGORIES))
+        normal = set(map(str, cfg.get('normal_categories',
+                                      NORMAL_CATEGORIES)))
         cfg.setdefault('classes', [c for c in CATEGORY_NAMES
-                                   if c not in set(map(str, normal))])
+                                   if c not in normal])
         super().__init__(root, cfg)

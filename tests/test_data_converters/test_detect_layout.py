@@ -118,3 +118,35 @@ def test_demo_detects_or_lists_sources(tmp_path):
         demo.converter_args(_touch(tmp_path / 'z', 'a/b.png'), None)
     with pytest.raises(SystemExit, match='image-level labels only'):
         demo.converter_args(_touch(tmp_path / 'e', *TREES['elpv']), None)
+
+
+@pytest.mark.parametrize('name', ['magnetic_tile', 'neu_det', 'elpv'])
+def test_real_datasets_are_detected(name):
+    from tests.conftest import shared_dataset
+    assert detect_sources(shared_dataset(name)) == [name]
+
+
+def test_demo_data_step_single_class_kolektorsdd(tmp_path):
+    """The demo's data step on a fake KolektorSDD (one class, ``crack``):
+    detection, the converter command it builds, and the open-vocabulary
+    split with no novel class (no training)."""
+    from data_converters import convert as cli
+    from tests.test_data_converters.sources_fakes import (write_img,
+                                                          write_mask)
+    demo = _demo()
+    root = tmp_path / 'KolektorSDD'
+    for k in range(1, 7):
+        for part in range(2):
+            write_img(root / f'kos{k:02d}' / f'Part{part}.jpg', 40, 24,
+                      gray=True)
+            write_mask(root / f'kos{k:02d}' / f'Part{part}_label.bmp', 40,
+                       24, rects=((5, 30, 10, 12, 255), ) if part else ())
+    source, args = demo.converter_args(root, None)
+    out = tmp_path / 'converted'
+    assert cli.main([str(a) for a in args] + [
+        '--out-dir', str(out), '--no-progress', '--ratios', '0.5', '0',
+        '0.5']) == 0
+    split = demo.split_vocabulary(out, None, 0, 0)
+    assert split['base'] == ['crack'] and split['novel'] == []
+    assert split['all'] == ['crack']
+    assert demo.split_vocabulary(out, 'none', 0, 0)['novel'] == []

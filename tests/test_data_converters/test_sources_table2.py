@@ -41,8 +41,8 @@ def test_tig_al5083(tmp_path):
     assert names(cocos['train']) == {1: 'burn through', 2: 'contamination',
                                      3: 'lack of fusion', 4: 'misalignment',
                                      5: 'lack of penetration'}
-    assert count(cocos['train'], normal=True) == 2
-    assert count(cocos['test'], normal=True) == 1
+    assert count({'t': cocos['train']}, normal=True) == 2
+    assert count({'t': cocos['test']}, normal=True) == 1
     labels = {i['file_name']: i['image_label']
               for c in cocos.values() for i in c.dataset['images']}
     assert labels['train/170913-152931-Al 2mm-part2/10-00.png'] == 5
