@@ -50,7 +50,6 @@ duplicate file names, unknown ``category_id``, image size differing from
 
 Licence of this code: Apache-2.0; the data keep their own licence.
 """
-import json
 import re
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -61,6 +60,7 @@ from pycocotools import mask as mask_utils
 from data_converters.base import (ConversionError, ImageRecord, Instance,
                                   probe_image, register_converter)
 from data_converters.generic import SPLIT_ALIASES, GenericConverter
+from data_converters.sources._common import read_json
 
 _SPLIT_RE = re.compile(r'(?:^|[_\-.])(train|val|valid|validation|test)'
                        r'(?:\d{4})?(?:$|[_\-.])')
@@ -78,13 +78,7 @@ def split_from_name(path: Path) -> Optional[str]:
 
 def read_coco_json(path: Path) -> Dict[str, Any]:
     """Read and shape-check a COCO JSON file."""
-    try:
-        with open(path, encoding='utf-8-sig') as f:
-            d = json.load(f)
-    except FileNotFoundError:
-        raise ConversionError(path, 'annotation file not found') from None
-    except (OSError, ValueError) as e:
-        raise ConversionError(path, f'cannot read COCO JSON ({e})') from None
+    d = read_json(path, 'COCO JSON')
     if not isinstance(d, dict) or not isinstance(d.get('images'), list):
         raise ConversionError(path, 'not a COCO file (no "images" list)')
     for key in ('annotations', 'categories'):

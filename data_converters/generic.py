@@ -45,8 +45,8 @@ stratified split is drawn.
   files (``*_mask``, ``*_gt``, ``*_label``) among the images without
   ``mask_suffix``; binary (0/255-only) images, i.e. a mask tree read as
   images (``binary_images: true`` accepts binarised images); empty class
-  folders; no images at all; a mask whose size differs from its image. A ``mask_dir`` inside ``image_dir`` is left out
-  of the image listing.
+  folders; no images at all; a mask whose size differs from its image. A
+  ``mask_dir`` inside ``image_dir`` is left out of the image listing.
 
 ``coco`` - COCO detection / instance JSON: see
   ``data_converters/coco_json.py``.

@@ -38,12 +38,12 @@ Reference: D. Bacioiu, G. Melton, M. Papaelias, R. Shaw, "Automated defect
 classification of Aluminium 5083 TIG welding using HDR camera and neural
 networks", Journal of Manufacturing Processes 45 (2019) 603-613.
 """
-import json
 from typing import Any, List, Tuple
 
 from data_converters.base import (BaseConverter, ConversionError,
                                   ImageRecord, probe_image,
                                   register_converter)
+from data_converters.sources._common import read_json
 
 CLASSES = ('good weld', 'burn through', 'contamination', 'lack of fusion',
            'misalignment', 'lack of penetration')
@@ -72,12 +72,7 @@ class TIGAl5083Converter(BaseConverter):
 
     def _read(self, split: str) -> List[Tuple[str, int]]:
         path = self.root / split / f'{split}.json'
-        try:
-            with open(path, encoding='utf-8-sig') as f:
-                d = json.load(f)
-        except (OSError, ValueError) as e:
-            raise ConversionError(path, f'cannot read label file ({e})') \
-                from None
+        d = read_json(path, 'label file')
         if not isinstance(d, dict) or not d:
             raise ConversionError(path, 'expected a non-empty JSON object '
                                   '{"<run>/<frame>.png": class id}')

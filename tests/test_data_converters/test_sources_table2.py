@@ -63,7 +63,8 @@ def test_tig_al5083_errors(tmp_path):
     with pytest.raises(ConversionError, match='expected a non-empty JSON'):
         convert('tig_al5083', root, tmp_path / 'o')
     (root / 'test' / 'test.json').unlink()
-    with pytest.raises(ConversionError, match='cannot read label file'):
+    with pytest.raises(ConversionError,
+                       match='test.json: label file not found'):
         convert('tig_al5083', root, tmp_path / 'o')
     with pytest.raises(ConversionError, match='no train/ or test/'):
         convert('tig_al5083', tmp_path, tmp_path / 'o')
