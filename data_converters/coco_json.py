@@ -213,10 +213,11 @@ class CocoJsonConverter(GenericConverter):
                         or 'id' not in im:
                     raise ConversionError(path, f'bad image entry {im!r:.80}')
                 known.add(im['id'])
-                key = str(im['file_name'])
+                key = (tuple(map(str, self._image_dirs(path))),
+                       str(im['file_name']))
                 if key in seen:
                     raise ConversionError(
-                        path, f'image {key!r} listed twice (also in '
+                        path, f'image {key[1]!r} listed twice (also in '
                         f'{seen[key]})')
                 seen[key] = str(path)
                 items.append({'json': str(path), 'split': split,
@@ -252,19 +253,26 @@ class CocoJsonConverter(GenericConverter):
         return f'{item["json"]}: image {item["image"]["file_name"]}'
 
     # ---- load --------------------------------------------------------------
+    def _image_dirs(self, json_path: Path) -> List[Path]:
+        """Folders the ``file_name``\\ s of one annotation file are relative
+        to (default: ``image_dir``)."""
+        return [self.image_dir]
+
     def _find_image(self, item) -> Path:
         fname = str(item['image']['file_name']).replace('\\', '/')
         split = item['split']
-        cands = [self.image_dir / fname]
-        if split:
-            cands += [self.image_dir / split / fname,
-                      self.image_dir / f'{split}2017' / fname]
+        cands = []
+        dirs = self._image_dirs(Path(item['json']))
+        for d in dirs:
+            cands.append(d / fname)
+            if split:
+                cands += [d / split / fname, d / f'{split}2017' / fname]
         cands.append(Path(item['json']).parent / fname)
         for c in cands:
             if c.is_file():
                 return c
         raise ConversionError(item['json'], f'image {fname!r} not found '
-                              f'(looked in {self.image_dir})')
+                              f'(looked in {", ".join(map(str, dirs))})')
 
     def load(self, item) -> ImageRecord:
         jpath = item['json']

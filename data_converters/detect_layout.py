@@ -70,6 +70,8 @@ def _dagm(r: Path) -> bool:
 
 
 def _coco_any(r: Path) -> bool:
+    if _has(r, 'annotations/lb101') or _has(r, 'annotations/lb201'):
+        return False  # SSGD
     return _has(r, 'annotations.json') or bool(
         _first_file(r, 'annotations/*.json')) or bool(
             _first_file(r, '*/_annotations.coco.json'))
@@ -146,6 +148,9 @@ LAYOUTS: List[Tuple[str, str, Callable[[Path], bool]]] = [
      _baijiu),
     ('gc10_det', '{1..10}/*.jpg + lable/*.xml',
      lambda r: (_has(r, 'lable') or _has(r, 'label')) and _has(r, '1')),
+    ('ssgd', 'images_lb101/ + images_lb201/ + annotations/{lb101,lb201}/'
+     '*.json (COCO folds)',
+     lambda r: _has(r, 'annotations/lb101') or _has(r, 'annotations/lb201')),
     ('tig_al5083', '{train,test}/<run>/*.png + train/train.json, '
      'test/test.json (image -> class id)', _tig),
     ('voc', 'JPEGImages/ + Annotations/*.xml [+ ImageSets/Main/*.txt] '

@@ -202,3 +202,48 @@ def test_tianchi_baijiu(tmp_path):
     c = next(iter(cocos.values()))
     assert '喷码正常' in names(c).values()
     assert count(cocos, normal=True) == 2
+
+
+def _ssgd_part(root: Path, part: str, names_: list, fold: int = 1):
+    cats = [{'id': i + 1, 'name': n} for i, n in enumerate(
+        ['liewen', 'bengque', 'baidian', 'huahen', 'louguang', 'wuzi',
+         'pomo'])]
+    ims = [{'id': k + 1, 'file_name': n, 'width': W, 'height': H}
+           for k, n in enumerate(names_)]
+    for n in names_:
+        write_img(root / f'images_{part}' / n, H, W)
+    anns = [{'id': k + 1, 'image_id': k + 1, 'category_id': k % 7 + 1,
+             'bbox': [2, 2, 6, 5], 'area': 30, 'iscrowd': 0,
+             'segmentation': [[2, 2, 8, 2, 8, 7, 2, 7]]}
+            for k in range(len(names_) - 1)]       # last image: no defect
+    half = len(ims) // 2
+    for name, sel in ((f'train{fold}', ims[:half]), (f'val{fold}',
+                                                     ims[half:])):
+        ids = {i['id'] for i in sel}
+        _dump(root / 'annotations' / part / f'{name}.json',
+              {'images': sel, 'categories': cats,
+               'annotations': [a for a in anns if a['image_id'] in ids]})
+
+
+def test_ssgd_two_parts_one_fold(tmp_path):
+    root = tmp_path / 'defect_screen'
+    # the same file name in both parts is two images
+    _ssgd_part(root, 'lb101', ['0001.jpg', '0002.jpg', '0003.jpg',
+                               '0004.jpg'])
+    _ssgd_part(root, 'lb201', ['0001.jpg', '0005.jpg'])
+    cocos = convert('ssgd', root, tmp_path / 'out')
+    assert set(cocos) == {'train', 'test'}
+    assert names(cocos['train'])[1] == 'liewen'
+    files = sorted(i['file_name'] for c in cocos.values()
+                   for i in c.dataset['images'])
+    assert files == ['images_lb101/0001.jpg', 'images_lb101/0002.jpg',
+                     'images_lb101/0003.jpg', 'images_lb101/0004.jpg',
+                     'images_lb201/0001.jpg', 'images_lb201/0005.jpg']
+    assert count(cocos, normal=True) == 2
+    cats = json.loads((tmp_path / 'out' / 'categories.json').read_text())
+    assert cats[0]['product'] == 'smartphone screen glass'
+    assert cats[3]['defect_type'] == 'scratch'
+    # a fold that is not there
+    with pytest.raises(ConversionError, match='no annotations/<part>/'
+                       'train3.json'):
+        convert('ssgd', root, tmp_path / 'o2', {'fold': 3})

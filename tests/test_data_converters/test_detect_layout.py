@@ -45,6 +45,7 @@ TREES = {
     'tianchi_aluminum': ['无瑕疵样本/a.jpg', '瑕疵样本/擦花/b.jpg'],
     'tianchi_fabric': ['defect_Images/a.jpg', 'Annotations/anno_train.json'],
     'gc10_det': ['1/img_01.jpg', 'lable/img_01.xml'],
+    'ssgd': ['images_lb101/0001.jpg', 'annotations/lb101/train1.json'],
     'tig_al5083': ['train/train.json', 'test/test.json', 'train/run/0.png'],
     'voc': ['JPEGImages/a.jpg', 'Annotations/a.xml'],
     'yolo': ['images/train/a.jpg', 'labels/train/a.txt'],
