@@ -198,6 +198,28 @@ def detect_sources(root: PathLike) -> List[str]:
     return found
 
 
+def layout_hints(root: PathLike) -> List[str]:
+    """Near misses: a folder one level too deep (one MVTec AD / BTAD /
+    MVTec AD 2 object, one KolektorSDD item, one DAGM class)."""
+    r = Path(root)
+    hints = []
+    for source, marks in (('mvtec_ad', ('train/good', 'ground_truth')),
+                          ('mvtec_ad2', ('test_public', )),
+                          ('btad', ('train/ok', ))):
+        if all((r / m).exists() for m in marks):
+            hints.append(f'{r} looks like one {source} object folder; '
+                         f'pass its parent {r.parent} (the converter reads '
+                         f'<root>/<object>/...; config "categories" selects '
+                         'objects)')
+    if re.fullmatch(r'kos\d+', r.name):
+        hints.append(f'{r} looks like one KolektorSDD item; pass its parent '
+                     f'{r.parent}')
+    if re.fullmatch(r'Class\d+', r.name) and _has(r, 'Train'):
+        hints.append(f'{r} looks like one DAGM 2007 class; pass its parent '
+                     f'{r.parent}')
+    return hints
+
+
 def layout_summary() -> str:
     """One line per known layout: ``SOURCE: tree``."""
     width = max(len(n) for n, _, _ in LAYOUTS)

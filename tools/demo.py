@@ -118,7 +118,8 @@ def detect_source(data: Path) -> Tuple[str, Optional[Path]]:
     names a ``format``), else the one published layout that ``DIR``
     matches (``data_converters/detect_layout.py``)."""
     from data_converters.detect_layout import (config_source, dataset_config,
-                                               detect_sources, layout_summary)
+                                               detect_sources, layout_hints,
+                                               layout_summary)
     config = dataset_config(data)
     if config is not None:
         try:
@@ -132,6 +133,9 @@ def detect_source(data: Path) -> Tuple[str, Optional[Path]]:
         raise SystemExit(
             f'{data}: the layout fits several converters: '
             f'{", ".join(found)}; pass --source NAME (one of them)')
+    hints = layout_hints(data)
+    if hints:
+        raise SystemExit('\n'.join(hints))
     raise SystemExit(
         f'{data}: no known layout; pass --source NAME, or describe the tree '
         f'in {data / "dataset.yaml"} (e.g. data_converters/examples/'

@@ -117,6 +117,13 @@ def test_demo_detects_or_lists_sources(tmp_path):
         demo.converter_args(both, None)
     with pytest.raises(SystemExit, match='no known layout(.|\n)*kolektorsdd'):
         demo.converter_args(_touch(tmp_path / 'z', 'a/b.png'), None)
+    one = _touch(tmp_path / 'mvtec' / 'bottle', 'train/good/000.png',
+                 'test/broken_large/000.png',
+                 'ground_truth/broken_large/000_mask.png')
+    assert detect_sources(one) == []
+    with pytest.raises(SystemExit, match='one mvtec_ad object folder; pass '
+                       'its parent'):
+        demo.converter_args(one, None)
     with pytest.raises(SystemExit, match='image-level labels only'):
         demo.converter_args(_touch(tmp_path / 'e', *TREES['elpv']), None)
 
