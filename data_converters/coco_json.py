@@ -94,6 +94,9 @@ def coco_segmentation_mask(seg: Any, hw: Tuple[int, int],
     h, w = hw
     if seg is None or (isinstance(seg, list) and not seg):
         return None
+    if isinstance(seg, list) and all(isinstance(v, (int, float))
+                                     for v in seg):
+        seg = [seg]  # one flat polygon, as some tools write it
     try:
         if isinstance(seg, list):
             polys = [p for p in seg if isinstance(p, list) and len(p) >= 6]
@@ -212,6 +215,9 @@ class CocoJsonConverter(GenericConverter):
                 if not isinstance(im, dict) or 'file_name' not in im \
                         or 'id' not in im:
                     raise ConversionError(path, f'bad image entry {im!r:.80}')
+                if im['id'] in known:
+                    raise ConversionError(path, f'image id {im["id"]!r} '
+                                          'used twice in "images"')
                 known.add(im['id'])
                 key = (tuple(map(str, self._image_dirs(path))),
                        str(im['file_name']))

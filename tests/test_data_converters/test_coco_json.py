@@ -141,6 +141,19 @@ def test_coco_errors_name_the_file(tmp_path):
     train.write_text(json.dumps(d))
     with pytest.raises(ConversionError, match=r'RLE size \[31, 40\]'):
         convert('coco', root, tmp_path / 'o5')
+    # an image id used twice
+    d = json.loads(good)
+    d['images'][2]['id'] = 1
+    train.write_text(json.dumps(d))
+    with pytest.raises(ConversionError, match='image id 1 used twice'):
+        convert('coco', root, tmp_path / 'o7')
+    # a flat polygon (some tools write one) is read like a nested one
+    d = json.loads(good)
+    d['annotations'][0]['segmentation'] = [2, 2, 12, 2, 12, 12, 2, 12]
+    train.write_text(json.dumps(d))
+    cocos = convert('coco', root, tmp_path / 'o8')
+    assert sorted(a['area'] for a in cocos['train'].dataset['annotations']) \
+        == [50, 50, 100]
     # missing image file
     train.write_text(good)
     (root / 'train2017' / 'b.jpg').unlink()
