@@ -209,6 +209,9 @@ class FolderConverter(GenericConverter):
         mask_dir = self.config.get('mask_dir')
         if mask_dir is None:
             return rels
+        if not (self.root / str(mask_dir)).is_dir():
+            raise ConversionError(self.root / str(mask_dir), 'mask_dir not '
+                                  'found (it is relative to --root)')
         try:
             under = (self.root / str(mask_dir)).resolve().relative_to(
                 self.image_dir.resolve()).as_posix()

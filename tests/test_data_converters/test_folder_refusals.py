@@ -96,6 +96,9 @@ def test_empty_class_folder_and_empty_tree(tmp_path):
                        'folder'):
         run(root, tmp_path / 'o', {'image_dir': 'images',
                                    'mask_dir': 'masks'})
+    with pytest.raises(ConversionError, match='mask_dir not found'):
+        run(root, tmp_path / 'o1', {'image_dir': 'images',
+                                    'mask_dir': 'mask'})
     empty = tmp_path / 'empty'
     (empty / 'crack').mkdir(parents=True)
     with pytest.raises(ConversionError, match='no images found'):
