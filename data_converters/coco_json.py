@@ -100,8 +100,8 @@ def coco_segmentation_mask(seg: Any, hw: Tuple[int, int],
     try:
         if isinstance(seg, list):
             polys = [p for p in seg if isinstance(p, list) and len(p) >= 6]
-            if not polys:
-                raise ValueError('polygons need >= 3 points')
+            if not polys or any(len(p) % 2 for p in polys):
+                raise ValueError('polygons need >= 3 (x, y) points')
             rles = mask_utils.frPyObjects(
                 [[float(v) for v in p] for p in polys], h, w)
             rle = mask_utils.merge(rles)
