@@ -158,3 +158,34 @@ def test_demo_data_step_single_class_kolektorsdd(tmp_path):
     assert split['base'] == ['crack'] and split['novel'] == []
     assert split['all'] == ['crack']
     assert demo.split_vocabulary(out, 'none', 0, 0)['novel'] == []
+
+
+def test_demo_dataset_yaml_tree_of_issue_13(tmp_path):
+    """``images/<class>/*.bmp`` + ``masks/<class>/*.png`` + dataset.yaml:
+    the command the demo builds converts masks as masks (before, without
+    the yaml, ``images`` and ``masks`` became two classes)."""
+    import numpy as np
+    from data_converters import convert as cli
+    from tests.test_data_converters.fake_layouts import gray
+    from tests.test_data_converters.fake_layouts import write_img as put
+    demo = _demo()
+    root = tmp_path / 'factory'
+    for k, cls in enumerate(('crack', 'spot', 'good') * 2):
+        put(root / 'images' / cls / f'{k:03d}.bmp', gray(24, 32, k))
+        if cls != 'good':
+            m = np.zeros((24, 32), np.uint8)
+            m[4:12, 6:20] = 255
+            put(root / 'masks' / cls / f'{k:03d}.png', m)
+    (root / 'dataset.yaml').write_text('image_dir: images\nmask_dir: masks\n'
+                                       'normal_classes: [good]\n')
+    _, args = demo.converter_args(root, None)
+    out = tmp_path / 'out'
+    assert cli.main([str(a) for a in args] + ['--out-dir', str(out),
+                                              '--no-progress']) == 0
+    cats = json.loads((out / 'categories.json').read_text())
+    assert [c['name'] for c in cats] == ['crack', 'spot']
+    n_img = sum(len(json.loads(p.read_text())['images'])
+                for p in (out / 'annotations').glob('*.json'))
+    n_ann = sum(len(json.loads(p.read_text())['annotations'])
+                for p in (out / 'annotations').glob('*.json'))
+    assert (n_img, n_ann) == (6, 4)
