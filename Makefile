@@ -4,6 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 DATA ?=
+SOURCE ?=
+NOVEL ?=
 
 .PHONY: install test demo clean-venv
 
@@ -14,7 +16,7 @@ test: install
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 demo: install
-	$(PY) tools/demo.py $(if $(DATA),--data $(DATA),)
+	$(PY) tools/demo.py $(if $(DATA),--data $(DATA),) $(if $(SOURCE),--source $(SOURCE),) $(if $(NOVEL),--novel $(NOVEL),)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -4,7 +4,8 @@ needs a config, not code.
 
 ``python data_converters/convert.py FORMAT --root DIR --out-dir OUT
 --config my_data.yaml`` with FORMAT one of ``folder``, ``voc``, ``yolo``,
-``yolo_seg``, ``labelme`` (or ``generic`` with ``format:`` in the config).
+``yolo_seg``, ``labelme``, ``coco`` (or ``generic`` with ``format:`` in the
+config).
 
 Common config keys (all optional unless said)::
 
@@ -37,6 +38,18 @@ stratified split is drawn.
   ``mask_threshold`` (127), ``empty_mask`` (``error`` | ``image_label``:
   keep the image-level label without an instance). Without masks a class
   folder gives image-level labels only (classification).
+  Refused (``ConversionError`` naming the path and the likely fix): a
+  class folder named like a layout folder (``images``, ``masks``,
+  ``labels``, ``ground_truth`` ...) unless ``classes`` lists it - the sign
+  of an ``images/`` + ``masks/`` tree read without a config; mask-named
+  files (``*_mask``, ``*_gt``, ``*_label``) among the images without
+  ``mask_suffix``; binary (0/255-only) images, i.e. a mask tree read as
+  images (``binary_images: true`` accepts binarised images); empty class
+  folders; no images at all; a mask whose size differs from its image. A
+  ``mask_dir`` inside ``image_dir`` is left out of the image listing.
+
+``coco`` - COCO detection / instance JSON: see
+  ``data_converters/coco_json.py``.
 
 ``voc`` - Pascal VOC: ``root/<ann_dir=Annotations>/*.xml`` and
   ``root/<image_dir=JPEGImages>/<filename>``; ``ImageSets/Main/<split>.txt``
@@ -64,8 +77,17 @@ import numpy as np
 
 from data_converters.base import (IMAGE_EXTS, BaseConverter,
                                   ConversionError, ImageRecord, Instance,
-                                  probe_image, read_mask, register_converter)
+                                  probe_image, read_image, read_mask,
+                                  register_converter)
 from data_converters.neu_det import parse_voc_xml
+
+#: Folder names that are layout, not defect classes (refused as classes
+#: unless the config lists them in ``classes``).
+LAYOUT_FOLDERS = frozenset({
+    'images', 'image', 'imgs', 'img', 'masks', 'mask', 'labels', 'label',
+    'ground_truth', 'groundtruth', 'gt', 'annotations', 'annotation'})
+#: File-name endings of masks (``000_mask.png``, ``Part0_label.bmp``).
+MASK_STEM_TAILS = ('_mask', '-mask', '_gt', '_label', '_labels')
 
 SPLIT_ALIASES = {'train': 'train', 'val': 'val', 'valid': 'val',
                  'validation': 'val', 'test': 'test'}
@@ -157,6 +179,10 @@ class FolderConverter(GenericConverter):
 
     def scan(self) -> List[str]:
         rels = self._list_images(self.image_dir)
+        rels = self._drop_mask_tree(rels)
+        if not rels:
+            raise ConversionError(self.image_dir, 'no images found (image '
+                                  f'extensions: {", ".join(IMAGE_EXTS)})')
         split = self._native_split(rels)
         normal = {str(c).lower() for c in self.config.get(
             'normal_classes', ('good', 'normal', 'ok', 'free'))}
@@ -170,10 +196,92 @@ class FolderConverter(GenericConverter):
             c = parts[depth - 1]
             if c.lower() not in normal:
                 found.append(c)
+        self._check_layout(rels, depth, set(found))
         if self.config.get('classes') is None:
             self.classes = tuple(sorted(set(found)))
         self._normal = normal
         return rels
+
+    # ---- refusals of trees that are not what the config says -----------
+    def _drop_mask_tree(self, rels: List[str]) -> List[str]:
+        """Leave the configured ``mask_dir`` out of the image listing when
+        it lies inside ``image_dir``."""
+        mask_dir = self.config.get('mask_dir')
+        if mask_dir is None:
+            return rels
+        if not (self.root / str(mask_dir)).is_dir():
+            raise ConversionError(self.root / str(mask_dir), 'mask_dir not '
+                                  'found (it is relative to --root)')
+        try:
+            under = (self.root / str(mask_dir)).resolve().relative_to(
+                self.image_dir.resolve()).as_posix()
+        except ValueError:
+            return rels
+        if under == '.':
+            raise ConversionError(self.image_dir, 'mask_dir is the image '
+                                  'folder itself; use mask_suffix for masks '
+                                  'beside their images')
+        return [r for r in rels if not r.startswith(under + '/')]
+
+    def _check_layout(self, rels: List[str], depth: int,
+                      found: set) -> None:
+        """Refuse layouts the config does not describe (see module doc):
+        layout folders read as classes, masks read as images, empty class
+        folders."""
+        where = self.image_dir
+        if self.config.get('classes') is None:
+            for c in sorted(found):
+                if c.lower() in LAYOUT_FOLDERS:
+                    raise ConversionError(
+                        where / c, f'folder {c!r} would become a defect '
+                        'class, but it is a layout folder (images/masks/'
+                        'labels); describe the tree in a config, e.g. '
+                        'dataset.yaml with "image_dir: images" and '
+                        '"mask_dir: masks" (see data_converters/examples/'
+                        'folder_with_masks.yaml), or list the "classes"')
+        suffix = self.config.get('mask_suffix')
+        if suffix is None or self.config.get('mask_dir') is not None:
+            for r in rels:
+                stem = r.rsplit('/', 1)[-1].rsplit('.', 1)[0].lower()
+                hit = next((t for t in MASK_STEM_TAILS
+                            if stem.endswith(t)), None)
+                if hit and not (suffix and r.endswith(suffix)):
+                    raise ConversionError(
+                        where / r, f'looks like a mask ({hit!r} file name) '
+                        'inside an image class folder; set "mask_suffix: '
+                        f'{hit}{Path(r).suffix}" for masks beside their '
+                        'images, or "mask_dir" for a separate mask tree')
+        base = [where / s for s in sorted(
+            {r.split('/', 1)[0] for r in rels})] if depth == 2 else [where]
+        with_images = {'/'.join(r.split('/')[:depth]) for r in rels}
+        for b in base:
+            for d in sorted(p for p in b.iterdir() if p.is_dir()
+                            and not p.name.startswith('.')):
+                rel = d.relative_to(where).as_posix()
+                if rel in with_images:
+                    continue
+                if self.config.get('mask_dir') is not None and (
+                        self.root / str(self.config['mask_dir'])).resolve() \
+                        == d.resolve():
+                    continue
+                raise ConversionError(
+                    d, 'empty class folder (no images with extensions '
+                    f'{", ".join(IMAGE_EXTS)}); remove it or add its images')
+
+    def _probe(self, path: Path) -> Tuple[int, int]:
+        """(height, width) of a validated image that is not a binary mask
+        (only 0 and 255 pixel values: a mask tree read as images)."""
+        img = read_image(path, cv2.IMREAD_GRAYSCALE)
+        if self.config.get('binary_images', False):
+            return int(img.shape[0]), int(img.shape[1])
+        if img.size > 64 and img.max() == 255 and img.min() == 0 and \
+                not np.count_nonzero((img != 0) & (img != 255)):
+            raise ConversionError(
+                path, 'binary image (only 0 and 255): this looks like a mask '
+                'read as an image; point "image_dir" at the images and '
+                '"mask_dir" at the masks (or set "binary_images: true" for '
+                'binarised images)')
+        return int(img.shape[0]), int(img.shape[1])
 
     def item_path(self, item) -> str:
         return self._rel_root(item)
@@ -184,7 +292,7 @@ class FolderConverter(GenericConverter):
             else None
         cls = parts[1] if self.native_splits else parts[0]
         path = self.image_dir / rel
-        h, w = probe_image(path)
+        h, w = self._probe(path)
         file_name = self._rel_root(rel)
         if cls.lower() in self._normal:
             return ImageRecord(file_name, w, h, is_normal=True, split=split)
@@ -203,8 +311,15 @@ class FolderConverter(GenericConverter):
             mpath = self.image_dir / (stem + suffix)
         if not mpath.is_file():
             raise ConversionError(mpath, 'missing mask')
-        mask = read_mask(mpath, (h, w),
-                         int(self.config.get('mask_threshold', 127)))
+        try:
+            mask = read_mask(mpath, (h, w),
+                             int(self.config.get('mask_threshold', 127)))
+        except ConversionError as e:
+            if 'differs from image size' not in e.reason:
+                raise
+            raise ConversionError(
+                e.path, f'{e.reason} ({path}); is "mask_dir"/"mask_suffix" '
+                'pairing each image with its own mask?') from None
         if not mask.any():
             if self.config.get('empty_mask', 'error') == 'image_label':
                 return ImageRecord(file_name, w, h, image_label=cls,
@@ -469,8 +584,12 @@ class AnyFormatConverter(BaseConverter):
 
     def __new__(cls, root, config=None):
         fmt = (config or {}).get('format')
+        if fmt == 'coco':  # its own module (imports this one)
+            from data_converters.coco_json import CocoJsonConverter
+            return CocoJsonConverter(root, config)
         if fmt not in _FORMATS:
             raise ConversionError(root, f'generic converter needs config '
-                                  f'"format" in {sorted(_FORMATS)}, got '
+                                  f'"format" in {sorted([*_FORMATS, "coco"])}'
+                                  f', got '
                                   f'{fmt!r}')
         return _FORMATS[fmt](root, config)

@@ -77,7 +77,9 @@ def make_open_vocab_split(ann_dir,
         ann_dir (str | Path): The converter's ``annotations`` folder.
         novel (Sequence[str] | str, optional): Novel category names (a
             comma-separated string is accepted); default: the last category
-            by name that has annotations in the test split.
+            by name that has annotations in the test split, or none when the
+            dataset has a single category; ``'none'``: no novel category
+            (closed-vocabulary training and test).
         max_test_images (int, optional): Cap on test images (None or 0: no
             cap), drawn round-robin over the image classes (normal, or the
             first annotated category, or the image-level label), each
@@ -95,10 +97,13 @@ def make_open_vocab_split(ann_dir,
     names = [c['name'] for c in categories]
     if isinstance(novel, str):
         novel = [n.strip() for n in novel.split(',') if n.strip()]
+    no_novel = novel is not None and [n.lower() for n in novel] == ['none']
     if max_test_images is not None and max_test_images < 0:
         raise ValueError(f'max_test_images must be >= 0 (0: no cap), got '
                          f'{max_test_images}')
-    if not novel:
+    if no_novel or (not novel and len(categories) == 1):
+        novel = []  # '--novel none', or one class: nothing to hold out
+    elif not novel:
         used = {a['category_id'] for a in test['annotations']}
         used_names = sorted(c['name'] for c in categories if c['id'] in used)
         if not used_names:
@@ -111,7 +116,7 @@ def make_open_vocab_split(ann_dir,
         raise ValueError(f'{ann_dir}: novel classes {unknown} are not among '
                          f'the categories {names}')
     base_cats = [c for c in categories if c['name'] not in novel]
-    if not base_cats:
+    if novel and not base_cats:
         raise ValueError(f'{ann_dir}: every category {names} is novel; '
                          'keep at least one base category to train on')
     novel_ids = {c['id'] for c in categories if c['name'] in novel}
@@ -169,7 +174,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('ann_dir')
     parser.add_argument('--novel', default=None,
-                        help='comma-separated novel category names')
+                        help='comma-separated novel category names, or '
+                        '"none" (default: the last annotated category; none '
+                        'for a single-category dataset)')
     parser.add_argument('--max-test-images', type=int, default=None)
     parser.add_argument('--seed', type=int, default=0)
     args = parser.parse_args(argv)

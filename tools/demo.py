@@ -6,10 +6,13 @@ Steps (each one a tool a user runs by hand too; the commands are printed):
 1. data: procedurally generated industrial surfaces (brushed metal, woven
    fabric, concrete, PCB traces) with scratches, cracks, stains and holes,
    written in the folder-per-class layout; or ``--data DIR``, a real
-   dataset folder (Magnetic Tile, NEU-DET, or a folder-per-class tree);
+   dataset folder: ``DIR/dataset.yaml`` (a generic-converter config) when
+   present, else the source detected from its published layout (Magnetic
+   Tile, NEU-DET, KolektorSDD, MVTec AD, ...; ``--source NAME`` to choose);
 2. conversion to COCO + structured captions with ``data_converters``;
 3. the open-vocabulary split: ``--novel`` classes (default: the last defect
-   class) are removed from training and named only at test time;
+   class; none for a single-class dataset or with ``--novel none``) are
+   removed from training and named only at test time;
 4. tiny Stage-1 diffusion pretraining on the training images' captions;
 5. tiny Stage-2 training of the open-vocabulary Mask2Former on the base
    classes, its backbone loaded from the Stage-1 checkpoint;
@@ -32,7 +35,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -43,12 +46,14 @@ def parse_args():
     parser.add_argument(
         '--data', help='a real dataset folder (default: generated surfaces)')
     parser.add_argument(
-        '--source', help='converter name for --data (default: detected)')
+        '--source', help='converter name for --data (default: DIR/dataset.'
+        'yaml, else detected from the layout)')
     parser.add_argument('--out-dir', default='demo_out')
     parser.add_argument(
         '--novel', default=None,
         help='comma-separated classes held out of training and named only '
-        'at test time (default: the last defect class)')
+        'at test time, or "none" (default: the last defect class; none when '
+        'the dataset has one class)')
     parser.add_argument('--stage1-iters', type=int, default=100)
     parser.add_argument('--stage2-iters', type=int, default=800)
     parser.add_argument(
@@ -103,18 +108,55 @@ def run(cmd: List[str], log_file: Path,
                          f'last lines of {log_file}:\n{tail}')
 
 
-def detect_source(data: Path) -> str:
-    names = {p.name for p in data.iterdir()}
-    if any(n.startswith('MT_') for n in names):
-        return 'magnetic_tile'
-    if {'IMAGES', 'ANNOTATIONS'} <= names:
-        return 'neu_det'
-    if 'labels.csv' in names:
-        return 'elpv'
-    if 'dataset.yaml' in names:
-        return 'folder'
-    raise SystemExit(f'{data}: cannot tell which converter reads it; pass '
-                     '--source NAME (see data_converters/convert.py --help)')
+#: Sources with image-level labels only: the demo trains masks.
+IMAGE_LABEL_ONLY = ('elpv', 'sdnet2018', 'tig_al5083')
+
+
+def detect_source(data: Path) -> Tuple[str, Optional[Path]]:
+    """SOURCE name and config for ``--data DIR`` without ``--source``:
+    ``DIR/dataset.yaml`` when present (``folder``, or ``generic`` when it
+    names a ``format``), else the one published layout that ``DIR``
+    matches (``data_converters/detect_layout.py``)."""
+    from data_converters.detect_layout import (config_source, dataset_config,
+                                               detect_sources, layout_hints,
+                                               layout_summary)
+    config = dataset_config(data)
+    if config is not None:
+        try:
+            return config_source(config), config
+        except ValueError as e:
+            raise SystemExit(str(e))
+    found = detect_sources(data)
+    if len(found) == 1:
+        return found[0], None
+    if found:
+        raise SystemExit(
+            f'{data}: the layout fits several converters: '
+            f'{", ".join(found)}; pass --source NAME (one of them)')
+    hints = layout_hints(data)
+    if hints:
+        raise SystemExit('\n'.join(hints))
+    raise SystemExit(
+        f'{data}: no known layout; pass --source NAME, or describe the tree '
+        f'in {data / "dataset.yaml"} (e.g. data_converters/examples/'
+        f'folder_with_masks.yaml). Known layouts:\n{layout_summary()}')
+
+
+def converter_args(data: Path, source: Optional[str]) -> Tuple[str, List]:
+    """``data_converters/convert.py`` arguments for ``--data DIR``
+    (``DIR/dataset.yaml`` is passed as ``--config`` when present)."""
+    from data_converters.detect_layout import dataset_config
+    config = dataset_config(data)
+    if source is None:
+        source, config = detect_source(data)
+    if source in IMAGE_LABEL_ONLY:
+        raise SystemExit(f'{source} has image-level labels only; the demo '
+                         'trains masks: use Magnetic Tile, NEU-DET (boxes as '
+                         'masks), KolektorSDD or a folder with masks')
+    args = [source, '--root', data]
+    if config is not None:
+        args += ['--config', config]
+    return source, args
 
 
 def split_vocabulary(converted: Path, novel_arg: Optional[str],
@@ -192,12 +234,7 @@ def main() -> None:
     step('data')
     if args.data:
         image_root = Path(args.data).resolve()
-        source = args.source or detect_source(image_root)
-        convert_args = [source, '--root', image_root]
-        if source == 'elpv':
-            raise SystemExit('ELPV has image-level labels only; the demo '
-                             'trains masks: use Magnetic Tile, NEU-DET '
-                             '(boxes as masks) or a folder with masks')
+        source, convert_args = converter_args(image_root, args.source)
         print(f'  real dataset {image_root} (converter: {source})')
     else:
         from imdd_mm.datasets.synthetic_surfaces import write_surface_dataset
@@ -223,7 +260,7 @@ def main() -> None:
                              args.seed)
     print(f'  base (trained) classes: {", ".join(split["base"])}')
     print(f'  novel classes, named only at test time: '
-          f'{", ".join(split["novel"])}')
+          f'{", ".join(split["novel"]) or "none (closed vocabulary)"}')
     configs = write_configs(out, converted, image_root, split, args)
 
     step('Stage 1: tiny diffusion pretraining on image-caption pairs')

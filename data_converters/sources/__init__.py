@@ -24,9 +24,14 @@ tianchi_aluminum   Tianchi / Guangdong aluminium profile defects
 tianchi_fabric     Tianchi / Guangdong fabric defects (anno_train.json)
 gc10_det           GC10-DET steel surface defects (VOC boxes)
 steel_pipe_weld    steel pipe weld defects (VOC or YOLO, generic reuse)
+tianchi_baijiu     Tianchi bottled liquor defects (COCO, 背景 = normal)
+ssgd               SSGD smartphone screen glass (COCO folds per part)
+tig_al5083         TIG Al 5083 weld pool (train.json/test.json labels)
 =================  ====================================================
 """
 from . import (btad, dagm2007, deeppcb, gc10_det, kolektorsdd,  # noqa: F401
                kolektorsdd2, mvtec_ad, mvtec_ad2, pcb, sdnet2018,
                steel_pipe_weld, tianchi_aluminum, tianchi_fabric, visa,
                wm811k)
+
+from . import ssgd, tianchi_baijiu, tig_al5083  # noqa: F401,E402

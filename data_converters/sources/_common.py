@@ -128,3 +128,20 @@ def points_bbox(points: Sequence[Sequence[float]]) -> List[float]:
     x0, y0 = a.min(axis=0)
     x1, y1 = a.max(axis=0)
     return [float(x0), float(y0), float(x1 - x0), float(y1 - y0)]
+
+
+def read_json(path: Path, what: str = 'JSON file'):
+    """Parse a UTF-8 JSON file (a byte-order mark is accepted).
+
+    Raises:
+        ConversionError: missing, unreadable or invalid JSON, naming
+            ``path`` and ``what`` it should be.
+    """
+    import json
+    try:
+        with open(path, encoding='utf-8-sig') as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise ConversionError(path, f'{what} not found') from None
+    except (OSError, ValueError) as e:
+        raise ConversionError(path, f'cannot read {what} ({e})') from None

@@ -204,7 +204,8 @@ def test_cli_main_with_yaml_config(tmp_path, capsys):
 def test_example_configs_parse(name):
     cfg = cli.load_config(os.path.join(REPO, 'data_converters', 'examples',
                                        name))
-    assert cfg['format'] in ('folder', 'voc', 'yolo', 'yolo_seg', 'labelme')
+    assert cfg['format'] in ('folder', 'voc', 'yolo', 'yolo_seg', 'labelme',
+                             'coco')
     assert cfg['source']
 
 

@@ -184,3 +184,33 @@ def test_errors(tmp_path, capsys):
     assert 'dent' in capsys.readouterr().err
     assert main([str(ann_dir), '--novel', 'hole']) == 0
     assert json.loads(capsys.readouterr().out)['novel'] == ['hole']
+
+
+def test_no_novel_class_single_class_and_none(tmp_path):
+    # one category (KolektorSDD's crack): nothing is held out by default
+    ann_dir = tmp_path / 'one'
+    ann_dir.mkdir()
+    for split in ('train', 'test'):
+        d = _coco(split, per_class=2, normals=1)
+        d['annotations'] = [a for a in d['annotations']
+                            if a['category_id'] == 1]
+        d['images'] = [im for im in d['images']
+                       if im['image_label'] in (None, 1)]
+        d['categories'] = d['categories'][:1]
+        (ann_dir / f'{split}.json').write_text(json.dumps(d))
+    summary = make_open_vocab_split(ann_dir)
+    assert summary['novel'] == [] and summary['base'] == ['scratch']
+    assert summary['train_images'] == len(_load(ann_dir,
+                                                'train.json')['images'])
+    for novel in ('', None, []):
+        assert make_open_vocab_split(ann_dir, novel)['novel'] == []
+    # naming the only class is still an error
+    with pytest.raises(ValueError, match='at least one base'):
+        make_open_vocab_split(ann_dir, novel='scratch')
+    # 'none' on a multi-class dataset: closed vocabulary
+    multi = _write(tmp_path / 'multi', per_class=2, normals=1)
+    summary = make_open_vocab_split(multi, novel='none')
+    assert summary['novel'] == [] and summary['base'] == CATS
+    base = _load(multi, 'train_base.json')
+    assert len(base['images']) == len(_load(multi, 'train.json')['images'])
+    assert main([str(multi), '--novel', 'none']) == 0
