@@ -25,7 +25,7 @@ import argparse
 import time
 
 import torch
-from _timing import time_median
+from imdd_mm.utils.timing import time_median
 
 
 def parse_args():

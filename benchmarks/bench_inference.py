@@ -38,7 +38,7 @@ import shlex
 import sys
 
 import torch
-from _timing import (environment, markdown_table, peak_memory_gib,
+from imdd_mm.utils.timing import (environment, markdown_table, peak_memory_gib,
                      reset_peak_memory, time_median, write_results)
 
 PAPER_IMG_PER_S = 1 / 0.35  # Table 10, A100

@@ -1,9 +1,6 @@
 # Copyright (c) imdd-mm contributors. Licensed under the Apache License 2.0.
-"""Timing, memory and result-writing helpers shared by the benchmarks.
-
-Benchmarks are scripts (``python benchmarks/bench_x.py``), so this module is
-imported as ``from _timing import ...`` from the benchmarks folder.
-"""
+"""Timing, memory and result-writing helpers of the benchmarks
+(``benchmarks/``) and ``tools/analysis_tools/benchmark.py``."""
 import datetime
 import json
 import os
@@ -68,7 +65,7 @@ def device_name(device: torch.device) -> str:
 def git_commit() -> Optional[str]:
     try:
         return subprocess.run(['git', 'rev-parse', 'HEAD'],
-                              cwd=Path(__file__).resolve().parents[1],
+                              cwd=Path(__file__).resolve().parents[2],
                               capture_output=True, text=True,
                               check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
