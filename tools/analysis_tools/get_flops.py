@@ -27,6 +27,7 @@ import sys
 from pathlib import Path
 
 import torch
+from mmengine.config import DictAction
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -39,8 +40,8 @@ def parse_args(argv=None):
                    help='input image size: H [W]')
     p.add_argument('--vocabulary', default='scratch,crack,stain',
                    help='comma-separated class names (text encoder input)')
-    p.add_argument('--cfg-options', nargs='+', default=[],
-                   help='key=value overrides, as in tools/test.py')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction,
+                   help='key=value overrides, as given to tools/test.py')
     p.add_argument('--out', help='also write the numbers as JSON')
     return p.parse_args(argv)
 
@@ -121,15 +122,12 @@ def count(model, height: int, width: int) -> list:
 
 def main(argv=None):
     args = parse_args(argv)
-    from mmengine.config import Config, DictAction
+    from mmengine.config import Config
 
     from imdd_mm.testing import build_from_config
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
-        opts = argparse.ArgumentParser()
-        opts.add_argument('--o', nargs='+', action=DictAction)
-        cfg.merge_from_dict(opts.parse_args(['--o'] +
-                                            args.cfg_options).o)
+        cfg.merge_from_dict(args.cfg_options)
     h = args.shape[0]
     w = args.shape[1] if len(args.shape) > 1 else h
     model = build_from_config(cfg, vocabulary=args.vocabulary.split(','))
