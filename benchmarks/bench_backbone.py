@@ -22,10 +22,10 @@ Usage::
 fp32), ``tiny`` the test-size nets.
 """
 import argparse
-import statistics
 import time
 
 import torch
+from imdd_mm.utils.timing import time_median
 
 
 def parse_args():
@@ -44,24 +44,6 @@ def parse_args():
     p.add_argument('--timer', choices=('wall', 'cpu'), default='wall',
                    help="'cpu' = process CPU time (robust on shared cores)")
     return p.parse_args()
-
-
-def _sync(device):
-    if device.type == 'cuda':
-        torch.cuda.synchronize()
-
-
-def _time(fn, device, repeats, warmup, clock=time.perf_counter):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        _sync(device)
-        t0 = clock()
-        fn()
-        _sync(device)
-        times.append(clock() - t0)
-    return statistics.median(times)
 
 
 def main():
@@ -122,9 +104,9 @@ def main():
         torch.testing.assert_close(a[k].float(), b[k].float(), rtol=2e-2,
                                    atol=2e-2)
     clock = time.process_time if args.timer == 'cpu' else time.perf_counter
-    t_taps = _time(taps, device, args.repeats, args.warmup, clock)
-    t_full = _time(full, device, args.repeats, args.warmup, clock)
-    t_vae = _time(vae_only, device, args.repeats, args.warmup, clock)
+    t_taps = time_median(taps, device, args.repeats, args.warmup, clock)
+    t_full = time_median(full, device, args.repeats, args.warmup, clock)
+    t_vae = time_median(vae_only, device, args.repeats, args.warmup, clock)
     for h in hooks:
         h.remove()
     if device.type == 'cuda':

@@ -106,6 +106,26 @@ def test_classification_metric():
                       samples)
 
 
+def test_classification_unknown_image_label_falls_back_to_instances():
+    """IMDDCocoDataset packs ``image_label=-1`` ("normal or unknown") for
+    every image whose converter left it unset: a defective image with
+    instances must then be scored by its instances, not as normal."""
+    rng = np.random.default_rng(2)
+    samples = []
+    for i, (cls, pred) in enumerate([(2, 2), (1, 1), (0, -1)]):
+        s, *_ = make_sample(i, rng, image_label=-1, n_inst=1)
+        s.gt_instances.labels = torch.tensor([cls])
+        s.pred_image_label = pred
+        samples.append(s)
+    s, *_ = make_sample(3, rng, normal=True, image_label=-1)
+    s.pred_image_label = -1
+    samples.append(s)
+    out = run_evaluator(
+        METRICS.build(dict(type='IMDDClassificationMetric')), samples)
+    # correct: 2, 1 and the normal image; wrong: the missed class-0 defect
+    assert out['cls/accuracy'] == pytest.approx(3 / 4)
+
+
 def test_seg_metric_matches_functional(dataset):
     metric = METRICS.build(dict(type='DefectSegMetric', per_class=True))
     out = run_evaluator(metric, [d[0] for d in dataset])

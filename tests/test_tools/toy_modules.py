@@ -66,8 +66,12 @@ class RankRecordHook(Hook):
     def after_train(self, runner):
         model = runner.model
         model = getattr(model, 'module', model)
+        import torch.distributed as torch_dist
         record = dict(
             rank=get_rank(),
+            backend=(torch_dist.get_backend()
+                     if torch_dist.is_initialized() else None),
+            device=str(next(model.parameters()).device),
             iters=self.iters,
             final_iter=runner.iter,
             weight=model.linear.weight.detach().flatten().tolist())

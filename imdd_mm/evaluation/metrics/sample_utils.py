@@ -170,7 +170,9 @@ def gt_image_labels(sample: Any, policy: str = 'any') -> FrozenSet[int]:
     if is_normal(sample):
         return frozenset([-1])
     image_label = get_field(sample, 'image_label')
-    if image_label is not None:
+    # -1 means "normal or unknown" (IMDDCocoDataset): for an image not
+    # marked normal it is unknown, and the instances decide
+    if image_label is not None and int(image_label) >= 0:
         return frozenset([int(image_label)])
     labels = gt_labels(sample)
     if len(labels) == 0:
