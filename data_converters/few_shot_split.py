@@ -21,10 +21,12 @@ Output (beside the input, or in ``--out-dir``)::
                          see ``--max-train-fraction``), plus
                          ``--normal-per-category`` defect-free images
     val_<N>shot.json     ``--val-per-class`` more images per class
-    test_<N>shot.json    every other image (test images are never in
-                         train or val); ``info.few_shot`` of each file
-                         records the seed, N, the source files' sha256 and
-                         the per-class counts
+    test_<N>shot.json    the source test split without the drawn images
+                         (a training image is never a test image); source
+                         train / val images that were not drawn are left
+                         out. ``info.few_shot`` of each file records the
+                         seed, N, the source files' sha256 and the
+                         per-class counts
 
 Sampling: an image's class is the COCO category of its annotations (or its
 ``image_label``); an image with several categories belongs to the rarest
@@ -126,9 +128,9 @@ def make_few_shot_split(ann_dir,
             image field naming the product.
 
     Returns:
-        dict: ``files``, ``train`` / ``val`` / ``test`` image counts,
-        ``per_class`` ``{name: [train, val, test]}`` and ``short_classes``
-        (classes with fewer than N training images).
+        dict: ``files``, ``train`` / ``val`` / ``test`` / ``left_out``
+        image counts, ``per_class`` ``{name: [train, val, rest]}`` and
+        ``short_classes`` (classes with fewer than N training images).
     """
     ann_dir = Path(ann_dir)
     out_dir = Path(out_dir) if out_dir is not None else ann_dir
@@ -154,6 +156,7 @@ def make_few_shot_split(ann_dir,
     # per file), categories by name
     categories: Dict[str, Dict] = {}
     images: Dict[str, Dict] = {}
+    source_split: Dict[str, str] = {}
     anns: Dict[str, List[Dict]] = defaultdict(list)
     for path in sources:
         coco = _load(path)
@@ -168,6 +171,7 @@ def make_few_shot_split(ann_dir,
                 raise ValueError(f'{path}: image {name} also appears in '
                                  'another split file')
             images[name] = im
+            source_split[name] = path.stem
             by_id[im['id']] = name
         for a in coco['annotations']:
             if a['image_id'] not in by_id:
@@ -228,7 +232,8 @@ def make_few_shot_split(ann_dir,
                          f'(shots={shots}, max_train_fraction='
                          f'{max_train_fraction}): no annotated class with '
                          'enough images')
-    test = set(images) - train - val
+    test = {n for n in images if source_split[n] == 'test'} - train - val
+    left_out = len(images) - len(train) - len(val) - len(test)
 
     cat_list = sorted(categories.values(), key=lambda c: c['id'])
     name2id = {c['name']: c['id'] for c in cat_list}
@@ -237,8 +242,9 @@ def make_few_shot_split(ann_dir,
         normal_per_category=normal_per_category,
         max_train_fraction=max_train_fraction, seed=seed,
         sources={p.name: _sha256(p) for p in sources},
-        per_class={k: dict(train=v[0], val=v[1], test=v[2])
+        per_class={k: dict(train=v[0], val=v[1], rest=v[2])
                    for k, v in per_class.items()},
+        left_out=left_out,
         short_classes=short))
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {}
@@ -261,7 +267,7 @@ def make_few_shot_split(ann_dir,
                    annotations=out_anns, categories=cat_list), path)
         files[split] = str(path)
     return dict(files=files, train=len(train), val=len(val), test=len(test),
-                per_class=per_class, short_classes=short)
+                left_out=left_out, per_class=per_class, short_classes=short)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
