@@ -275,15 +275,15 @@ def git_state(path: Optional[str] = None) -> dict:
 
 
 def device_info() -> str:
-    """``'cuda:<name> x<count>'`` or ``'cpu (<processor>)'``."""
+    """``'cuda:<name> x<count>'`` or ``'cpu (<machine>, <n> cores)'``;
+    CUDA is asked only when torch is already imported (a test run always
+    has it; the table tool does not need it)."""
     import platform
-    try:
-        import torch
-        if torch.cuda.is_available():
-            return (f'cuda:{torch.cuda.get_device_name(0)} '
-                    f'x{torch.cuda.device_count()}')
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
+    import sys
+    torch = sys.modules.get('torch')
+    if torch is not None and torch.cuda.is_available():
+        return (f'cuda:{torch.cuda.get_device_name(0)} '
+                f'x{torch.cuda.device_count()}')
     return f'cpu ({platform.machine()}, {os.cpu_count()} cores)'
 
 

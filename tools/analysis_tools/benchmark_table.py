@@ -259,7 +259,7 @@ class Run:
         self.entry = entry
         self.category = category
         self.config = sub(entry.get('config'))
-        self.train = bool(entry.get('train', False))
+        self.train = entry.get('train') is True  # cross_dataset: a name
         self.checkpoint = sub(entry.get('checkpoint')) or (
             None if self.train else 'none')
         self.work_dir = sub(entry.get('work_dir')) or work_dir
@@ -530,10 +530,14 @@ class Executor:
             return
         if run.train and not self._ensure_checkpoint(run):
             return
+        stored = find_results(run.work_dir) if self.mode != 'rerun' else []
+        if self.mode == 'collect' and not stored:
+            run.missing = f'no results in {run.work_dir}'
+            return
         expected = self._expected(run, run.checkpoint)
         if self.mode != 'rerun':
             why = []
-            for path in find_results(run.work_dir):
+            for path in stored:
                 metrics, record = _load_metrics_json(path)
                 problems = run_record.record_mismatches(record, expected)
                 if not problems:
@@ -543,9 +547,8 @@ class Executor:
                     return
                 why.append(f'{path}: {"; ".join(problems)}')
             if self.mode == 'collect':
-                run.missing = ('no result matching the command' +
-                               (f' (stale: {why[0]})' if why else
-                                f' in {run.work_dir}'))
+                run.missing = f'no result matching the command (stale: ' \
+                    f'{why[0]})'
                 return
         cmd = self.command(run)
         os.makedirs(run.work_dir, exist_ok=True)
