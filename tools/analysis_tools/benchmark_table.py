@@ -415,6 +415,22 @@ def _read_json(path: str) -> Optional[dict]:
         return None
 
 
+def _run_forked(script: str, argv: List[str]) -> int:
+    """``python SCRIPT ARGV...`` in a forked child; its exit code."""
+    import multiprocessing
+    import runpy
+
+    def target():
+        sys.argv = [script] + list(argv)
+        sys.path[0] = osp.dirname(osp.abspath(script))
+        runpy.run_path(script, run_name='__main__')
+
+    proc = multiprocessing.get_context('fork').Process(target=target)
+    proc.start()
+    proc.join()
+    return proc.exitcode
+
+
 class Executor:
     """Runs (or collects) :class:`Run` s.
 
@@ -434,12 +450,17 @@ class Executor:
             ``'dry-run'`` (only print the commands).
         train_script (str): path of ``tools/train.py`` (entries with
             ``train: true``).
+        fork (bool): run the scripts in forked children of this process
+            (same interpreter, script and arguments, so the same command;
+            saves the interpreter and import start-up of every run).
     """
 
     def __init__(self, python: str = sys.executable,
                  test_script: str = osp.join('tools', 'test.py'),
                  gpus: int = 1, mode: str = 'auto',
-                 train_script: str = osp.join('tools', 'train.py')) -> None:
+                 train_script: str = osp.join('tools', 'train.py'),
+                 fork: bool = False) -> None:
+        self.fork = fork
         self.python = python
         self.test_script = test_script
         self.train_script = train_script
@@ -463,10 +484,14 @@ class Executor:
 
     def _subprocess(self, run: Run, cmd: List[str]) -> None:
         print('+', shlex.join(cmd), flush=True)
-        proc = subprocess.run(cmd)
-        if proc.returncode != 0:
+        if self.fork and cmd[0] == sys.executable and len(cmd) > 1 and \
+                cmd[1].endswith('.py'):
+            returncode = _run_forked(cmd[1], cmd[2:])
+        else:
+            returncode = subprocess.run(cmd).returncode
+        if returncode != 0:
             raise RuntimeError(f'{run.name}: {shlex.join(cmd)} failed with '
-                               f'exit code {proc.returncode}')
+                               f'exit code {returncode}')
 
     def _ensure_checkpoint(self, run: Run) -> bool:
         """Train (``tools/train.py``) unless ``<work_dir>/train`` holds a
@@ -1189,6 +1214,10 @@ def parse_args(argv=None):
                         help='>1: launch tools/test.py with '
                         'torch.distributed.run')
     parser.add_argument('--python', default=sys.executable)
+    parser.add_argument('--fork', action='store_true',
+                        help='run tools/train.py / tools/test.py in forked '
+                        'children of this process (same commands, no '
+                        'start-up per run; single-process runs only)')
     parser.add_argument('--test-script',
                         default=osp.join('tools', 'test.py'))
     parser.add_argument('--train-script',
@@ -1204,7 +1233,7 @@ def main(argv=None) -> int:
             'dry-run' if args.dry_run else 'auto')
     executor = Executor(python=args.python, test_script=args.test_script,
                         gpus=args.gpus, mode=mode,
-                        train_script=args.train_script)
+                        train_script=args.train_script, fork=args.fork)
     invocation = shlex.join(['python', 'tools/analysis_tools/'
                              'benchmark_table.py'] +
                             (list(argv) if argv is not None else sys.argv[1:]))
