@@ -123,3 +123,24 @@ def test_frozen_sources_fallbacks_and_result_file(setup, tmp_path):
 def test_training_free_config(tmp_path):
     cfg = Config(dict(train_cfg=None, train_dataloader=None))
     assert rr.training_samples(cfg)['training_free'] is True
+
+
+@pytest.mark.parametrize('config', [
+    'configs/baselines/anomaly/patchcore_wrn50_mvtec_ad.py',
+    'configs/baselines/anomaly/simplenet_wrn50_visa.py',
+    'configs/baselines/anomaly/table6/imdd_stage2_mvtec_ad.py',
+])
+def test_category_configs_follow_the_override(config):
+    """Table 6's per-category runs: --cfg-options category=<name> reaches
+    the train and test datasets of every method (not only the default)."""
+    from pathlib import Path
+    path = str(Path(__file__).resolve().parents[2] / config)
+    cfg = rr.load_run_config(path, {'category': 'pcb1'})
+    for split in ('train', 'test'):
+        assert cfg[f'{split}_dataloader'].dataset.file_prefix == 'pcb1/'
+    if 'table6' in config:  # ours: the 200-per-class split, no val loop
+        assert cfg.train_dataloader.dataset.ann_file.endswith(
+            'train_200shot.json')
+        assert cfg.test_dataloader.dataset.ann_file.endswith(
+            'test_200shot.json')
+        assert cfg.val_dataloader is None
