@@ -33,6 +33,7 @@ FAKE_TEST = textwrap.dedent('''
     base = (zlib.crc32((a.config + a.checkpoint).encode()) % 1000) / 1e4
     t = int(opts.get('model.backbone.timestep', 50))
     acc = 0.9 + base - abs(t - 50) / 1000
+    acc += zlib.crc32(opts.get('category', '').encode()) % 100 / 1e3
     text = open(a.config).read()
     metrics = {'seg/acc': acc, 'seg/iou': acc - 0.4, 'seg/f1': acc - 0.3,
                'cls/accuracy': acc, 'vocab_in_config': 'test_vocabulary' in
@@ -323,6 +324,46 @@ def test_stale_results_are_refused(tmp_path, fake_test):
     assert rows()[1][1] == '–'
     assert 'no provenance record' in (tmp_path / 'out' /
                                       'table5_segmentation.md').read_text()
+
+
+def test_per_category_rows_and_pooled_label(tmp_path, fake_test):
+    """Table 5 per category: one row per category, the mean over the
+    categories, a pooled entry labelled as such; the per-category runs
+    get --cfg-options category=<name> and their own work dirs."""
+    cfg = tmp_path / 'stage2.py'
+    cfg.write_text("model = dict()\ncategories = ('bottle', 'cable')\n")
+    (tmp_path / 'c.pth').write_bytes(b'c')
+    spec = tmp_path / 'spec.yaml'
+    spec.write_text(yaml.safe_dump(dict(work_dir=str(tmp_path / 'wd'),
+                                        decimals=3, tables=[dict(
+        kind='segmentation', metrics=[['Accuracy (%)', 'seg/acc']],
+        entries=[
+            dict(name='MVTec AD', config=str(cfg), categories='config',
+                 checkpoint=str(tmp_path / 'c.pth')),
+            dict(name='MVTec AD', config=str(cfg), protocol='pooled',
+                 categories='config', checkpoint=str(tmp_path / 'c.pth'))
+        ])])))
+    out = tmp_path / 'out'
+    assert bt.main([str(spec), '--out-dir', str(out), '--test-script',
+                    str(fake_test)]) == 0
+    rows = read_csv(out / 'table5_segmentation.csv')
+    assert [r[0] for r in rows[1:]] == [
+        'MVTec AD / bottle', 'MVTec AD / cable',
+        'MVTec AD: mean of 2 categories', 'MVTec AD (pooled)', 'Average']
+    results = {}
+    for cat in ('bottle', 'cable'):
+        res, = (tmp_path / 'wd' / 'table5_segmentation' / 'MVTec_AD' /
+                cat).glob('*/result.json')
+        data = json.loads(res.read_text())
+        assert data['record']['cfg_options'] == {'category': cat}
+        results[cat] = data['metrics']['seg/acc'] * 100
+    assert rows[1][1] == f'{results["bottle"]:.3f}'
+    assert rows[2][1] == f'{results["cable"]:.3f}'
+    assert rows[1][1] != rows[2][1]
+    assert rows[3][1] == f'{(results["bottle"] + results["cable"]) / 2:.3f}'
+    md = (out / 'table5_segmentation.md').read_text()
+    assert '--cfg-options category=cable' in md
+    assert '| **MVTec AD: mean of 2 categories** |' in md
 
 
 def test_spec_errors(tmp_path):

@@ -950,7 +950,8 @@ def build_table(table_spec: dict, executor: Callable[[Run], None],
 
     groups: List[tuple] = []  # (entry, [(label, run)])
     for entry in table_spec['entries']:
-        base_wd = osp.join(table_dir, slugify(entry['name']))
+        base_wd = osp.join(table_dir,
+                           slugify(_display_name(entry, table_spec)))
         try:
             groups.append((entry, _expand(entry, table_spec, kind, base_wd)))
         except SpecError as e:
