@@ -24,21 +24,11 @@ imdd_metrics = [
     dict(type='DefectSegMetric'),
     dict(type='AnomalyMetric'),
 ]
-val_evaluator = [
+val_evaluator, test_evaluator = ([
     dict(
         type='CocoMetric',
-        ann_file='data/' + shots_ann_root + 'val_200shot.json',
+        ann_file='data/' + shots_ann_root + f'{split}_200shot.json',
         metric=['bbox', 'segm'],
         format_only=False,
-        backend_args=None),
-    *imdd_metrics,
-]
-test_evaluator = [
-    dict(
-        type='CocoMetric',
-        ann_file='data/' + shots_ann_root + 'test_200shot.json',
-        metric=['bbox', 'segm'],
-        format_only=False,
-        backend_args=None),
-    *imdd_metrics,
-]
+        backend_args=None), *imdd_metrics
+] for split in ('val', 'test'))

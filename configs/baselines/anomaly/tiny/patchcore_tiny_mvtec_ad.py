@@ -4,9 +4,6 @@
 # (--cfg-options category=<name>; data as in ../_base_/datasets/mvtec_ad.py).
 _base_ = ['./patchcore_tiny_magnetic_tile.py']
 category = 'bottle'
-categories = ('bottle', 'cable', 'capsule', 'carpet', 'grid', 'hazelnut',
-              'leather', 'metal_nut', 'pill', 'screw', 'tile', 'toothbrush',
-              'transistor', 'wood', 'zipper')
 train_dataloader = dict(
     dataset=dict(
         data_prefix=dict(img='data/mvtec_ad/'),

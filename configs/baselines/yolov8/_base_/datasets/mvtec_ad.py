@@ -15,9 +15,9 @@ ann_root = 'imdd/mvtec_ad/annotations/'
 #       --shots 200
 # (-> train_200shot.json / val_200shot.json / test_200shot.json). Classes
 # with fewer images give at most half of them to train + val (the split
-# file's info.few_shot.per_class has the counts). split = '' uses the
-# converter's native files.
-split = '_200shot'
+# file's info.few_shot.per_class has the counts). few_shot_suffix = ''
+# uses the converter's native files.
+few_shot_suffix = '_200shot'
 num_classes = 73  # categories in data/imdd/mvtec_ad/categories.json
 
 train_dataloader = dict(
@@ -25,23 +25,23 @@ train_dataloader = dict(
         dataset=dict(
             data_root=data_root,
             data_prefix=dict(img=img_root),
-            ann_file=ann_root + f'train{split}.json')))
+            ann_file=ann_root + f'train{few_shot_suffix}.json')))
 val_dataloader = dict(
     dataset=dict(
         data_root=data_root,
         data_prefix=dict(img=img_root),
-        ann_file=ann_root + f'val{split}.json'))
+        ann_file=ann_root + f'val{few_shot_suffix}.json'))
 test_dataloader = dict(
     dataset=dict(
         data_root=data_root,
         data_prefix=dict(img=img_root),
-        ann_file=ann_root + f'test{split}.json'))
+        ann_file=ann_root + f'test{few_shot_suffix}.json'))
 backend_args = None
 val_evaluator = [
     # mAP@[.5:.95], mAP@0.5, mAP@0.75 from pycocotools on the COCO file
     dict(
         type='CocoMetric',
-        ann_file=data_root + ann_root + f'val{split}.json',
+        ann_file=data_root + ann_root + f'val{few_shot_suffix}.json',
         metric='bbox',
         classwise=True,
         format_only=False,
@@ -59,7 +59,7 @@ test_evaluator = [
     # mAP@[.5:.95], mAP@0.5, mAP@0.75 from pycocotools on the COCO file
     dict(
         type='CocoMetric',
-        ann_file=data_root + ann_root + f'test{split}.json',
+        ann_file=data_root + ann_root + f'test{few_shot_suffix}.json',
         metric='bbox',
         classwise=True,
         format_only=False,
