@@ -75,9 +75,10 @@ def _substitute(value: Any, variables: Dict[str, str], where: str) -> Any:
             value[i] = _substitute(v, variables, f'{where}[{i}]')
         return value
     if isinstance(value, tuple):
-        return type(value)(
-            _substitute(v, variables, f'{where}[{i}]')
-            for i, v in enumerate(value))
+        items = [_substitute(v, variables, f'{where}[{i}]')
+                 for i, v in enumerate(value)]
+        if any(a is not b for a, b in zip(items, value)):
+            return type(value)(items)
     return value
 
 
@@ -99,7 +100,10 @@ def resolve_run_vars(cfg) -> Any:
     for key in list(cfg.keys()):
         if key in RUN_VAR_KEYS:
             continue
-        cfg[key] = _substitute(cfg[key], variables, key)
+        value = cfg[key]
+        new = _substitute(value, variables, key)
+        if new is not value:  # strings and tuples are replaced, not edited
+            cfg[key] = new
     return cfg
 
 
