@@ -311,6 +311,18 @@ def test_stale_results_are_refused(tmp_path, fake_test):
     data.write_text('{"images": [], "changed": 1}')
     assert bt.main(spec() + ['--collect-only']) == 0
     assert rows()[1][1] == rows()[2][1] == '–'
+    data.write_text('{"images": []}')
+    # another commit: stale unless --ignore-commit (then said so)
+    for res in wd.glob('*/*/result.json'):
+        doc = json.loads(res.read_text())
+        doc['record']['git_commit'] = '0' * 40
+        res.write_text(json.dumps(doc))
+    assert bt.main(spec() + ['--collect-only']) == 0
+    assert rows()[1][1] == '–'
+    assert bt.main(spec() + ['--collect-only', '--ignore-commit']) == 0
+    assert rows()[1][1] != '–'
+    assert 'commits: 000000000000' in (tmp_path / 'out' /
+                                       'table5_segmentation.md').read_text()
     # a metrics file without provenance (older tools/test.py) is not reused
     legacy = wd / 'A' / '20000101_000000'
     legacy.mkdir(parents=True)

@@ -450,6 +450,8 @@ class Executor:
             ``'dry-run'`` (only print the commands).
         train_script (str): path of ``tools/train.py`` (entries with
             ``train: true``).
+        ignore_commit (bool): reuse results of other git commits (the
+            tables then say so; the commit of each is in the provenance).
         fork (bool): run the scripts in forked children of this process
             (same interpreter, script and arguments, so the same command;
             saves the interpreter and import start-up of every run).
@@ -459,13 +461,19 @@ class Executor:
                  test_script: str = osp.join('tools', 'test.py'),
                  gpus: int = 1, mode: str = 'auto',
                  train_script: str = osp.join('tools', 'train.py'),
-                 fork: bool = False) -> None:
+                 fork: bool = False, ignore_commit: bool = False) -> None:
         self.fork = fork
+        self.ignore_commit = ignore_commit
         self.python = python
         self.test_script = test_script
         self.train_script = train_script
         self.gpus = gpus
         self.mode = mode
+
+    def _keys(self, keys: Sequence[str] = run_record.MATCH_KEYS
+              ) -> Sequence[str]:
+        return tuple(k for k in keys
+                     if not (self.ignore_commit and k == 'git_commit'))
 
     def command(self, run: Run) -> List[str]:
         return build_command(run, self.python, self.test_script, self.gpus)
@@ -501,8 +509,8 @@ class Executor:
         path = osp.join(run.train_dir, 'train_record.json')
         stored = _read_json(path) if self.mode != 'rerun' else None
         if stored is not None:
-            why = run_record.record_mismatches(stored, expected,
-                                               TRAIN_MATCH_KEYS)
+            why = run_record.record_mismatches(
+                stored, expected, self._keys(TRAIN_MATCH_KEYS))
             ckpt = stored.get('checkpoint_out')
             if not why and not (ckpt and run_record.file_sha256(ckpt) ==
                                 stored.get('checkpoint_out_sha256')):
@@ -536,7 +544,7 @@ class Executor:
         run.source = path
         if record is not None and run.config:
             why = run_record.record_mismatches(
-                record, self._expected(run, run.checkpoint))
+                record, self._expected(run, run.checkpoint), self._keys())
             if why:
                 run.missing = (f'{path} does not match the command: '
                                + '; '.join(why))
@@ -564,7 +572,8 @@ class Executor:
             why = []
             for path in stored:
                 metrics, record = _load_metrics_json(path)
-                problems = run_record.record_mismatches(record, expected)
+                problems = run_record.record_mismatches(
+                    record, expected, self._keys())
                 if not problems:
                     run.metrics, run.record, run.source = (metrics, record,
                                                            path)
@@ -1080,6 +1089,11 @@ def build_table(table_spec: dict, executor: Callable[[Run], None],
             t.add_note('‡ Collected from results files whose provenance was '
                        'not checked against the command: ' +
                        ', '.join(unverified) + '.')
+        if getattr(executor, 'ignore_commit', False):
+            commits = sorted({str((r.record or {}).get('git_commit'))[:12]
+                              for r in all_runs if r.record})
+            t.add_note('Results of other commits accepted (--ignore-commit)'
+                       f'; commits: {", ".join(commits)}.')
         for note in frozen_weights_notes(all_runs):
             t.add_note(note)
         t.provenance = provenance_lines(all_runs)
@@ -1215,6 +1229,9 @@ def parse_args(argv=None):
                         help='>1: launch tools/test.py with '
                         'torch.distributed.run')
     parser.add_argument('--python', default=sys.executable)
+    parser.add_argument('--ignore-commit', action='store_true',
+                        help='reuse results written at other git commits '
+                        '(noted under every table)')
     parser.add_argument('--fork', action='store_true',
                         help='run tools/train.py / tools/test.py in forked '
                         'children of this process (same commands, no '
@@ -1234,7 +1251,8 @@ def main(argv=None) -> int:
             'dry-run' if args.dry_run else 'auto')
     executor = Executor(python=args.python, test_script=args.test_script,
                         gpus=args.gpus, mode=mode,
-                        train_script=args.train_script, fork=args.fork)
+                        train_script=args.train_script, fork=args.fork,
+                        ignore_commit=args.ignore_commit)
     invocation = shlex.join(['python', 'tools/analysis_tools/'
                              'benchmark_table.py'] +
                             (list(argv) if argv is not None else sys.argv[1:]))
