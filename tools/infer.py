@@ -265,8 +265,10 @@ def main() -> int:
     root, files = list_images(args.inputs, exclude=out_dir)
     if not files:
         raise SystemExit(f'{args.inputs}: no images ({", ".join(IMAGE_EXTS)})')
-    model = init_detector(args.config, args.checkpoint, device=args.device,
-                          cfg_options=args.cfg_options)
+    from imdd_mm.utils.run_record import load_run_config
+    # '${category}' strings follow --cfg-options category=<name>
+    model = init_detector(load_run_config(args.config, args.cfg_options),
+                          args.checkpoint, device=args.device)
     model.set_vocabulary(vocab)
     pipeline = build_pipeline(model.cfg)
     stems = output_stems(root, files)

@@ -11,6 +11,7 @@ import imdd_mm  # noqa: F401,I001  (must precede mmdet: compat patches)
 import argparse
 import os
 import os.path as osp
+import sys
 import warnings
 from copy import deepcopy
 
@@ -23,6 +24,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from imdd_mm.utils import register_all_modules, setup_cpu_distributed
+from imdd_mm.utils import run_record
 
 
 def parse_args():
@@ -87,9 +89,13 @@ def main():
     setup_cache_size_limit_of_dynamo()
 
     cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    # '${category}' strings follow --cfg-options category=<name>
+    run_record.resolve_run_vars(cfg)
+    # provenance of the resolved config, before launch-only changes
+    record_cfg = deepcopy(cfg)
+    cfg.launcher = args.launcher
 
     # work_dir priority: CLI > config > ./work_dirs/<config name>
     if args.work_dir is not None:
@@ -157,7 +163,32 @@ def main():
         runner.test_evaluator.metrics.append(
             DumpDetResults(out_file_path=args.out))
 
-    runner.test()
+    metrics = runner.test()
+    write_result_record(runner, args, record_cfg, metrics)
+
+
+def write_result_record(runner, args, cfg, metrics: dict) -> None:
+    """``<work_dir>/<timestamp>/result.json``: the metrics with their
+    provenance (:mod:`imdd_mm.utils.run_record`); rank 0 only."""
+    from mmengine.dist import is_main_process
+    if not is_main_process():
+        return
+    model = getattr(runner.model, 'module', runner.model)
+    meta = None
+    if (not callable(getattr(model, 'frozen_sources', None))
+            and args.checkpoint.lower() != 'none'):
+        from imdd_mm.utils import safe_torch_load
+        meta = safe_torch_load(args.checkpoint,
+                               map_location='cpu').get('meta')
+    record = run_record.build_run_record(
+        cfg, args.config, args.checkpoint, args.cfg_options, model=model,
+        checkpoint_meta=meta, command=['python', 'tools/test.py'] +
+        sys.argv[1:])
+    record['test_flags'] = dict(tta=bool(args.tta), out=args.out)
+    path = run_record.write_result(
+        osp.join(runner.log_dir, run_record.RESULT_FILE), metrics or {},
+        record)
+    print(f'results with provenance: {path}', flush=True)
 
 
 if __name__ == '__main__':

@@ -19,6 +19,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from imdd_mm.utils import register_all_modules, setup_cpu_distributed
+from imdd_mm.utils import run_record
 
 
 def parse_args():
@@ -73,6 +74,8 @@ def build_config(args) -> Config:
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    # '${category}' strings follow --cfg-options category=<name>
+    run_record.resolve_run_vars(cfg)
 
     # work_dir priority: CLI > config > ./work_dirs/<config name>
     if args.work_dir is not None:

@@ -226,6 +226,31 @@ def test_anomaly_metric_errors(dataset):
         run_evaluator(METRICS.build(dict(type='AnomalyMetric')), [s])
 
 
+def test_anomaly_metric_infinite_and_nan_scores(dataset):
+    """+inf on every defect pixel is a perfect ranking (it used to fall in
+    the lowest bin); a NaN names the image."""
+    samples = []
+    for d in dataset:
+        s = copy.deepcopy(d[0])
+        gt = d[1].any(0)
+        score = np.where(gt, np.inf, 0.2).astype(np.float32)
+        s.pred_score_map = PixelData(data=torch.from_numpy(score)[None])
+        s.pred_image_score = float(score.max())
+        samples.append(s)
+    out = run_evaluator(METRICS.build(dict(type='AnomalyMetric')), samples)
+    assert out['anomaly/P-AUROC'] == 1.0
+    assert out['anomaly/AUPRO'] == pytest.approx(1.0, abs=1e-12)
+    assert out['anomaly/I-AUROC'] == 1.0
+    bad = copy.deepcopy(dataset[2][0])
+    bad.pred_score_map.data[0, 3, 5] = float('nan')
+    with pytest.raises(ValueError, match=r'img_2\.png.*NaN.*y=3, x=5'):
+        run_evaluator(METRICS.build(dict(type='AnomalyMetric')), [bad])
+    bad = copy.deepcopy(dataset[2][0])
+    bad.pred_image_score = float('nan')
+    with pytest.raises(ValueError, match=r'img_2\.png.*pred_image_score'):
+        run_evaluator(METRICS.build(dict(type='AnomalyMetric')), [bad])
+
+
 def test_anomaly_metric_distributed_padding(dataset, monkeypatch):
     """Two ranks with DefaultSampler padding: rank 0 gets samples 0,2,4,
     rank 1 gets 1,3 and the padded copy of 0. Summed states must equal a

@@ -151,7 +151,7 @@ def test_streaming_state_bounded_and_mergeable():
         whole.update(s, m)
         parts[i % 3].update(s, m)
         # state size does not depend on how many maps were added
-        assert whole.pos_hist.size == whole.neg_hist.size == 4096
+        assert whole.pos_hist.size == whole.neg_hist.size == 4096 + 2
         assert whole._buffered < 3000 + s.size
     merged = parts[0].merge(parts[1]).merge(parts[2])
     state = StreamingPixelCurves.from_state_dict(merged.state_dict())
@@ -178,3 +178,91 @@ def test_image_auroc():
     assert image_auroc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) == 0.75
     with pytest.raises(ValueError, match=r'\(N,\)'):
         image_auroc(np.zeros((2, 2)), np.zeros((2, 2)))
+
+
+# ------------------------------------------------ infinite and NaN scores
+def _exact_auroc_by_pairs(scores, labels):
+    """Mann-Whitney U by comparing every positive/negative pair (ties 1/2),
+    independent of the sort-based implementation."""
+    s = np.asarray(scores, np.float64).ravel()
+    y = np.asarray(labels, bool).ravel()
+    pos, neg = s[y], s[~y]
+    gt = (pos[:, None] > neg[None, :]).sum()
+    eq = (pos[:, None] == neg[None, :]).sum()
+    return (gt + 0.5 * eq) / (pos.size * neg.size)
+
+
+def test_infinite_scores_rank_highest_and_lowest_exact():
+    inf = np.inf
+    # +inf positives above every finite negative, -inf negatives below all
+    scores = [inf, inf, 0.9, 0.2, 0.5, -inf, -inf, 0.95]
+    labels = [1, 1, 1, 0, 0, 0, 0, 1]
+    assert auroc_exact(scores, labels) == 1.0
+    # tied infinite scores are one tie (1/2 per pair), never arbitrary
+    scores = [inf, inf, inf, -inf, -inf, 0.3]
+    labels = [1, 0, 1, 0, 1, 0]
+    ref = _exact_auroc_by_pairs(scores, labels)
+    for perm in ([0, 1, 2, 3, 4, 5], [1, 0, 2, 4, 3, 5], [5, 4, 3, 2, 1, 0]):
+        s = np.asarray(scores)[perm]
+        y = np.asarray(labels)[perm]
+        assert auroc_exact(s, y) == pytest.approx(ref, abs=1e-12)
+    # a +inf normal pixel is the first false positive of the PRO curve
+    masks = np.zeros((1, 4, 4), bool)
+    masks[0, :2, :2] = True
+    s = np.where(masks, 0.9, 0.1)
+    assert aupro_exact(s, masks) == 1.0
+    s[0, 3, 3] = inf
+    worse = aupro_exact(s, masks)
+    assert worse < 1.0
+    s[0, 3, 3] = 1e30  # a huge finite score ranks the same way
+    assert aupro_exact(s, masks) == pytest.approx(worse, abs=1e-12)
+
+
+def test_infinite_scores_streaming_perfect_ranking():
+    # issue: an inf score used to land in the lowest bin (AUROC 0.0)
+    acc = StreamingAUROC(num_bins=100)
+    acc.update([np.inf, 0.9, 0.1, -np.inf], [1, 1, 0, 0])
+    assert acc.compute() == 1.0
+    assert acc.num_clipped == 0  # infinities are ranked, not clipped
+    # infinite ties: same value as the pair-wise definition, any order
+    scores = np.array([np.inf, np.inf, np.inf, -np.inf, -np.inf, 0.3])
+    labels = np.array([1, 0, 1, 0, 1, 0])
+    ref = _exact_auroc_by_pairs(scores, labels)
+    for perm in ([0, 1, 2, 3, 4, 5], [5, 4, 3, 2, 1, 0]):
+        acc = StreamingAUROC(num_bins=100)
+        acc.update(scores[perm], labels[perm])
+        assert acc.compute() == pytest.approx(ref, abs=1e-12)
+    # +inf ranks above a finite score clipped into the top bin
+    acc = StreamingAUROC(num_bins=10)
+    acc.update([np.inf, 5.0], [1, 0])
+    assert acc.compute() == 1.0 and acc.num_clipped == 1
+    # pixel curves: streaming equals exact with infinities present
+    scores, masks = random_maps(n=4, hw=16, seed=3)
+    q = (np.floor(scores * 64) / 64).astype(np.float64)
+    q[masks & (np.arange(16)[None, None, :] % 3 == 0)] = np.inf
+    q[~masks & (np.arange(16)[None, :, None] % 5 == 0)] = -np.inf
+    q[0, 0, 1] = np.inf  # one normal pixel at +inf
+    curves = StreamingPixelCurves(num_bins=64)
+    curves.update(q, masks)
+    assert curves.compute() == pytest.approx(auroc_exact(q, masks),
+                                             abs=1e-12)
+    assert curves.aupro(0.3) == pytest.approx(aupro_exact(q, masks, 0.3),
+                                              abs=1e-12)
+    state = StreamingPixelCurves.from_state_dict(curves.state_dict())
+    assert state.compute() == pytest.approx(curves.compute(), abs=1e-15)
+
+
+def test_nan_scores_name_the_sample():
+    maps = np.zeros((3, 4, 4), np.float32)
+    masks = np.zeros((3, 4, 4), bool)
+    masks[:, 0, 0] = True
+    maps[2, 1, 3] = np.nan
+    for fn in (lambda: auroc_exact(maps, masks),
+               lambda: aupro_exact(maps, masks),
+               lambda: pixel_auroc(maps, masks, num_bins=16),
+               lambda: aupro(maps, masks, num_bins=16)):
+        with pytest.raises(ValueError,
+                           match=r'image 2, pixel y=1, x=3.*NaN'):
+            fn()
+    with pytest.raises(ValueError, match=r'scores\[1\] is NaN'):
+        image_auroc([0.1, np.nan], [0, 1])

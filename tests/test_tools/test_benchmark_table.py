@@ -18,9 +18,13 @@ bt = importlib.util.module_from_spec(spec_)
 spec_.loader.exec_module(bt)
 
 FAKE_TEST = textwrap.dedent('''
-    """Stand-in for tools/test.py: writes mmengine's metrics JSON with
-    numbers derived from the arguments (no model involved)."""
-    import argparse, json, os, zlib
+    """Stand-in for tools/test.py: writes a result file (metrics derived
+    from the arguments, no model involved) with the real provenance
+    record."""
+    import argparse, importlib.util, json, os, sys, time, zlib
+    spec = importlib.util.spec_from_file_location(
+        'rr', os.environ['IMDD_RUN_RECORD'])
+    rr = importlib.util.module_from_spec(spec); spec.loader.exec_module(rr)
     p = argparse.ArgumentParser()
     p.add_argument('config'); p.add_argument('checkpoint')
     p.add_argument('--work-dir'); p.add_argument('--cfg-options', nargs='+')
@@ -29,14 +33,34 @@ FAKE_TEST = textwrap.dedent('''
     base = (zlib.crc32((a.config + a.checkpoint).encode()) % 1000) / 1e4
     t = int(opts.get('model.backbone.timestep', 50))
     acc = 0.9 + base - abs(t - 50) / 1000
+    acc += zlib.crc32(opts.get('category', '').encode()) % 100 / 1e3
     text = open(a.config).read()
     metrics = {'seg/acc': acc, 'seg/iou': acc - 0.4, 'seg/f1': acc - 0.3,
                'cls/accuracy': acc, 'vocab_in_config': 'test_vocabulary' in
                text, 'vocab_opt': opts.get('test_vocabulary', '')}
-    ts = '20240101_000000'
-    os.makedirs(os.path.join(a.work_dir, ts), exist_ok=True)
-    json.dump(metrics, open(os.path.join(a.work_dir, ts, ts + '.json'), 'w'))
+    parsed = rr.parse_cfg_options(a.cfg_options or [])
+    cfg = rr.load_run_config(a.config, parsed)
+    record = rr.build_run_record(cfg, a.config, a.checkpoint, parsed)
+    while True:  # a fresh timestamp dir per run, as mmengine's
+        ts = time.strftime('%Y%m%d_%H%M%S')
+        if not os.path.exists(os.path.join(a.work_dir, ts)):
+            break
+        time.sleep(0.2)
+    rr.write_result(os.path.join(a.work_dir, ts, 'result.json'), metrics,
+                    record)
+    with open(os.path.join(a.work_dir, 'calls.txt'), 'a') as f:
+        f.write(ts + '\\n')
 ''')
+RUN_RECORD = str(REPO / 'imdd_mm' / 'utils' / 'run_record.py')
+
+
+@pytest.fixture
+def fake_test(tmp_path, monkeypatch):
+    """The fake tools/test.py (given the run_record module's path)."""
+    monkeypatch.setenv('IMDD_RUN_RECORD', RUN_RECORD)
+    fake = tmp_path / 'fake_test.py'
+    fake.write_text(FAKE_TEST)
+    return fake
 
 
 def write_results(path: Path, **metrics) -> str:
@@ -77,10 +101,10 @@ def test_tables_from_results_fixtures(tmp_path):
                 r / 's2.json', **{'seg/acc': 0.897, 'seg/f1': 0.568,
                                   'seg/iou': 0.514, 'seg/dice': 0.568}))]),
         dict(kind='anomaly', entries=[
-            dict(name='SimpleNet', train_samples='Full',
+            dict(name='SimpleNet',
                  results=write_results(r / 'sn.json', **{
                      'anomaly/P-AUROC': 0.981, 'anomaly/AUPRO': 0.905})),
-            dict(name='Ours', train_samples='200/class',
+            dict(name='Ours',
                  results=write_results(r / 'ours.json', **{
                      'anomaly/P-AUROC': 0.961, 'anomaly/AUPRO': 0.902}))]),
         dict(kind='cross_dataset', entries=[
@@ -117,14 +141,23 @@ def test_tables_from_results_fixtures(tmp_path):
     assert md.index('```bash') < md.index('| Dataset')
     assert 'tools/test.py cfg/a.py a.pth --work-dir' in md
     det = read_csv(out / 'table4_detection.csv')
-    assert det[1] == ['YOLOv8-m', '78.3', '62.1', '68.4']
-    assert det[2] == ['Ours', '74.6', '–', '–']  # NaN / missing, not faked
+    # no provenance record: the training-set size is unknown, not claimed
+    assert det[0][-1] == '# Train Samples'
+    assert det[1] == ['YOLOv8-m', '78.3', '62.1', '68.4', '–']
+    assert det[2] == ['Ours', '74.6', '–', '–', '–']  # NaN / missing
     seg = read_csv(out / 'table5_segmentation.csv')
-    assert seg[-1] == ['Average', '91.0', '57.5', '51.8', '57.5']
+    assert seg[0] == ['Dataset', 'Accuracy (%)', 'mAcc (%)', 'F1 (%)',
+                      'IoU (%)', 'Dice (%)']
+    assert seg[-1] == ['Average', '91.0', '–', '57.5', '51.8', '57.5']
+    seg_md = (out / 'table5_segmentation.md').read_text()
+    assert 'Pixel accuracy (Acc) = (TP + TN) / all pixels' in seg_md
+    assert 'mAcc = mean class accuracy' in seg_md
+    # bare metrics files: shown, but flagged as unchecked provenance
+    assert '‡ Collected from results files whose provenance' in seg_md
     ano = read_csv(out / 'table6_anomaly.csv')
     assert ano[0] == ['Method', 'SimpleNet', 'Ours']
     assert ano[1] == ['P-AUC-ROC', '98.1', '96.1']
-    assert ano[3] == ['# Training Samples', 'Full', '200/class']
+    assert ano[3] == ['# Training Samples', '–', '–']
     cross = read_csv(out / 'table12_cross_dataset.csv')
     assert cross[1] == ['MVTec AD → VisA', '83.2', '41.3']
     # names with spaces go through an override config, in id order
@@ -148,9 +181,8 @@ def test_tables_from_results_fixtures(tmp_path):
     assert 'Table 13.' in summary and 'Table 6.' in summary
 
 
-def test_runs_fake_test_script_and_collects(tmp_path):
-    fake = tmp_path / 'fake_test.py'
-    fake.write_text(FAKE_TEST)
+def test_runs_fake_test_script_and_collects(tmp_path, fake_test):
+    fake = fake_test
     cfg = tmp_path / 'stage2.py'
     cfg.write_text('model = dict()\n')
     spec = dict(work_dir=str(tmp_path / 'wd'), tables=[
@@ -182,8 +214,10 @@ def test_runs_fake_test_script_and_collects(tmp_path):
     assert "--cfg-options 'test_vocabulary=[crack,scratch]'" in \
         (out / 'table12_cross_dataset.md').read_text()
     res = json.loads(next((tmp_path / 'wd' / 'table12_cross_dataset' /
-                           'imdd2mvtec').glob('*/*.json')).read_text())
-    assert res['vocab_opt'] == '[crack,scratch]'
+                           'imdd2mvtec').glob('*/result.json')).read_text())
+    assert res['metrics']['vocab_opt'] == '[crack,scratch]'
+    assert res['record']['cfg_options'] == {
+        'test_vocabulary': ['crack', 'scratch']}
     abl = (out / 'table7_ablation.md').read_text()
     assert 'model.grounding_loss=None' in abl
     def tables():  # tables.md's first line records the invocation
@@ -200,15 +234,148 @@ def test_runs_fake_test_script_and_collects(tmp_path):
         bt.main(args + ['--rerun'])
 
 
-def test_collect_only_without_results_fails(tmp_path):
+def test_collect_only_reports_missing_rows(tmp_path):
     spec_file = tmp_path / 'spec.yaml'
     spec_file.write_text(yaml.safe_dump(dict(
         work_dir=str(tmp_path / 'wd'), tables=[dict(
             kind='detection',
             entries=[dict(name='Ours', config='a.py', checkpoint='b')])])))
-    with pytest.raises(bt.SpecError, match='no results'):
-        bt.main([str(spec_file), '--out-dir', str(tmp_path / 'o'),
-                 '--collect-only'])
+    out = tmp_path / 'o'
+    assert bt.main([str(spec_file), '--out-dir', str(out),
+                    '--collect-only']) == 0
+    assert read_csv(out / 'table4_detection.csv')[1] == [
+        'Ours', '–', '–', '–', '–']
+    md = (out / 'table4_detection.md').read_text()
+    assert 'Missing (no result matching the command' in md
+    assert '- Ours: no results in' in md
+
+
+def test_stale_results_are_refused(tmp_path, fake_test):
+    """A stored result is reused only while config, checkpoint,
+    cfg_options and data files are those of the printed command."""
+    cfg = tmp_path / 'model.py'
+    data = tmp_path / 'test.json'
+    data.write_text('{"images": []}')
+    cfg.write_text(f'model = dict()\ntest_dataloader = dict(dataset=dict('
+                   f'ann_file={str(data)!r}))\n')
+    ckpt_a, ckpt_b = tmp_path / 'a.pth', tmp_path / 'b.pth'
+    ckpt_a.write_bytes(b'a1')
+    ckpt_b.write_bytes(b'b1')
+    wd = tmp_path / 'wd' / 'table5_segmentation'
+
+    def spec(b_options=None):
+        path = tmp_path / 'spec.yaml'
+        path.write_text(yaml.safe_dump(dict(work_dir=str(tmp_path / 'wd'),
+                                            tables=[dict(
+            kind='segmentation', entries=[
+                dict(name='A', config=str(cfg), checkpoint=str(ckpt_a)),
+                dict(name='B', config=str(cfg), checkpoint=str(ckpt_b),
+                     cfg_options=b_options or {})])])))
+        return [str(path), '--out-dir', str(tmp_path / 'out'),
+                '--test-script', str(fake_test)]
+
+    def calls(name):
+        path = wd / name / 'calls.txt'
+        return len(path.read_text().split()) if path.is_file() else 0
+
+    def rows():
+        return read_csv(tmp_path / 'out' / 'table5_segmentation.csv')
+
+    assert bt.main(spec()) == 0
+    assert calls('A') == calls('B') == 1
+    complete = rows()
+    assert complete[-1][0] == 'Average' and not complete[-1][1].endswith('*')
+    # the same command again: both results are reused, nothing reruns
+    assert bt.main(spec()) == 0
+    assert calls('A') == calls('B') == 1
+    # A's checkpoint changed: --collect-only refuses A's stored numbers
+    ckpt_a.write_bytes(b'a2')
+    assert bt.main(spec() + ['--collect-only']) == 0
+    table = rows()
+    assert table[1][1:] == ['–'] * 5
+    assert table[2] == complete[2]
+    assert table[-1][1].endswith('*')  # partial mean over B only
+    assert table[-1][1] == table[2][1] + '*'
+    md = (tmp_path / 'out' / 'table5_segmentation.md').read_text()
+    assert 'A: no result matching the command (stale:' in md
+    assert 'checkpoint_sha256' in md and '\\* partial mean' in md
+    # auto mode reruns A only, and the table is complete again
+    assert bt.main(spec()) == 0
+    assert (calls('A'), calls('B')) == (2, 1)
+    assert not rows()[-1][1].endswith('*')
+    # other cfg_options or another annotation file: stale as well
+    assert bt.main(spec({'model.x': 3}) + ['--collect-only']) == 0
+    assert rows()[2][1] == '–'
+    assert 'cfg_options' in (tmp_path / 'out' /
+                             'table5_segmentation.md').read_text()
+    data.write_text('{"images": [], "changed": 1}')
+    assert bt.main(spec() + ['--collect-only']) == 0
+    assert rows()[1][1] == rows()[2][1] == '–'
+    data.write_text('{"images": []}')
+    # another commit: stale unless --ignore-commit (then said so)
+    for res in wd.glob('*/*/result.json'):
+        doc = json.loads(res.read_text())
+        doc['record']['git_commit'] = '0' * 40
+        res.write_text(json.dumps(doc))
+    assert bt.main(spec() + ['--collect-only']) == 0
+    assert rows()[1][1] == '–'
+    assert bt.main(spec() + ['--collect-only', '--ignore-commit']) == 0
+    assert rows()[1][1] != '–'
+    assert 'commits: 000000000000' in (tmp_path / 'out' /
+                                       'table5_segmentation.md').read_text()
+    # a metrics file without provenance (older tools/test.py) is not reused
+    legacy = wd / 'A' / '20000101_000000'
+    legacy.mkdir(parents=True)
+    (legacy / '20000101_000000.json').write_text('{"seg/acc": 0.99}')
+    for stamp in wd.joinpath('A').iterdir():
+        if stamp.is_dir() and stamp.name != legacy.name:
+            for f in stamp.iterdir():
+                f.unlink()
+            stamp.rmdir()
+    assert bt.main(spec() + ['--collect-only']) == 0
+    assert rows()[1][1] == '–'
+    assert 'no provenance record' in (tmp_path / 'out' /
+                                      'table5_segmentation.md').read_text()
+
+
+def test_per_category_rows_and_pooled_label(tmp_path, fake_test):
+    """Table 5 per category: one row per category, the mean over the
+    categories, a pooled entry labelled as such; the per-category runs
+    get --cfg-options category=<name> and their own work dirs."""
+    cfg = tmp_path / 'stage2.py'
+    cfg.write_text("model = dict()\ncategories = ('bottle', 'cable')\n")
+    (tmp_path / 'c.pth').write_bytes(b'c')
+    spec = tmp_path / 'spec.yaml'
+    spec.write_text(yaml.safe_dump(dict(work_dir=str(tmp_path / 'wd'),
+                                        decimals=3, tables=[dict(
+        kind='segmentation', metrics=[['Accuracy (%)', 'seg/acc']],
+        entries=[
+            dict(name='MVTec AD', config=str(cfg), categories='config',
+                 checkpoint=str(tmp_path / 'c.pth')),
+            dict(name='MVTec AD', config=str(cfg), protocol='pooled',
+                 categories='config', checkpoint=str(tmp_path / 'c.pth'))
+        ])])))
+    out = tmp_path / 'out'
+    assert bt.main([str(spec), '--out-dir', str(out), '--test-script',
+                    str(fake_test)]) == 0
+    rows = read_csv(out / 'table5_segmentation.csv')
+    assert [r[0] for r in rows[1:]] == [
+        'MVTec AD / bottle', 'MVTec AD / cable',
+        'MVTec AD: mean of 2 categories', 'MVTec AD (pooled)', 'Average']
+    results = {}
+    for cat in ('bottle', 'cable'):
+        res, = (tmp_path / 'wd' / 'table5_segmentation' / 'MVTec_AD' /
+                cat).glob('*/result.json')
+        data = json.loads(res.read_text())
+        assert data['record']['cfg_options'] == {'category': cat}
+        results[cat] = data['metrics']['seg/acc'] * 100
+    assert rows[1][1] == f'{results["bottle"]:.3f}'
+    assert rows[2][1] == f'{results["cable"]:.3f}'
+    assert rows[1][1] != rows[2][1]
+    assert rows[3][1] == f'{(results["bottle"] + results["cable"]) / 2:.3f}'
+    md = (out / 'table5_segmentation.md').read_text()
+    assert '--cfg-options category=cable' in md
+    assert '| **MVTec AD: mean of 2 categories** |' in md
 
 
 def test_spec_errors(tmp_path):

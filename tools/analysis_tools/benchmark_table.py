@@ -2,11 +2,33 @@
 """Run or collect test results and write the IMDD-1M paper's tables.
 
 For every entry of a spec (YAML, JSON or mmengine ``.py``) this tool runs
-``tools/test.py CONFIG CHECKPOINT --work-dir WD [--cfg-options ...]`` (or
-reuses the metrics JSON mmengine already wrote to
-``WD/<timestamp>/<timestamp>.json``, or a ``results:`` file given in the
-spec) and writes each table as Markdown and CSV side by side in
-``--out-dir``, the exact commands above each Markdown table.
+``tools/test.py CONFIG CHECKPOINT --work-dir WD [--cfg-options ...]``
+(after ``tools/train.py CONFIG --work-dir WD/train ...`` for entries with
+``train: true``) and writes each table as Markdown and CSV side by side in
+``--out-dir``, the exact commands above each Markdown table and the
+provenance of every number below it.
+
+Stored results are reused only when their provenance matches the command
+(``WD/<timestamp>/result.json`` written by ``tools/test.py``: config path
+and sha256 of the resolved config, checkpoint path and sha256,
+``cfg_options``, annotation files and their sha256, git commit; see
+:mod:`imdd_mm.utils.run_record`). A result that does not match is stale:
+it is rerun, or with ``--collect-only`` its cell stays empty and the row is
+listed as missing. Means are over complete rows; a partial mean is marked
+``*``.
+
+Per-category protocol (MVTec AD, VisA, MVTec AD 2, BTAD, any folder
+dataset with several products): an entry (or table) with ``categories``
+(a list, or ``config`` = the config's top-level ``categories``) is run once
+per category with ``--cfg-options category=<name>`` (``category_key``
+changes the key): the configs' ``'${category}'`` strings (the datasets'
+``file_prefix``, the CLIP baselines' object name) follow it when the run
+starts. Each category fits/trains on its own training images
+(``train: true``) and is tested on its own full test split, in its own
+work dir ``WD/<category>``, so an interrupted table resumes where it
+stopped. Tables show one row per category and the mean over categories;
+``protocol: pooled`` keeps a single run over all categories, labelled
+"(pooled)".
 
 Table kinds (paper table in brackets; default metric keys are those of
 imdd-mm's registered metrics, values in [0, 1], printed in %):
@@ -52,19 +74,26 @@ Spec example (YAML)::
           - {name: IMDD-1M, config: configs/imdd/stage2_mvtec_n{n}.py,
              checkpoint: work_dirs/mvtec_n{n}/epoch_50.pth}
 
-Entry keys: ``name``, ``config``, ``checkpoint``, optional ``cfg_options``
-(dict), ``work_dir``, ``results`` (a metrics JSON or a work dir to collect
-from instead of running), ``metric_keys`` (column -> result key),
-``scale`` (default 100; 1 when the results are already in %). Table keys:
-``kind``, ``name`` (file stem), ``title``, ``metrics`` (list of
-``[column, key]``), ``entries``.
+Entry keys: ``name``, ``config``, ``checkpoint`` (``{category}`` is
+replaced per category; ``none`` for training-free methods), optional
+``train`` (true: train per run first, test the last checkpoint),
+``cfg_options`` (dict), ``work_dir``, ``results`` (a result file or work
+dir to collect from instead of running; per category a dict category ->
+file), ``metric_keys`` (column -> result key), ``scale`` (default 100; 1
+when the results are already in %), ``categories``, ``category_key``,
+``protocol`` (``per_category`` / ``pooled``). Table keys: ``kind``,
+``name`` (file stem), ``title``, ``metrics`` (list of ``[column, key]``),
+``categories``, ``protocol``, ``entries``. Training-set sizes ("# Training
+Samples") are counted from the training file each run's config uses.
 
 Usage:
     python tools/analysis_tools/benchmark_table.py SPEC --out-dir DIR \
         [--collect-only] [--rerun] [--dry-run] [--only NAME ...] [--gpus N]
+        [--train-script tools/train.py]
 """
 import argparse
 import csv
+import importlib.util
 import io
 import json
 import math
@@ -76,6 +105,19 @@ import subprocess
 import sys
 from typing import Callable, Dict, List, Optional, Sequence
 
+def _load_run_record():
+    """``imdd_mm.utils.run_record`` loaded from its file: the table tool
+    needs only it (and mmengine), not torch and the model registries."""
+    path = osp.join(osp.dirname(osp.abspath(__file__)), '..', '..',
+                    'imdd_mm', 'utils', 'run_record.py')
+    spec = importlib.util.spec_from_file_location('_imdd_run_record', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+run_record = _load_run_record()
+TRAIN_MATCH_KEYS = run_record.TRAIN_MATCH_KEYS
 TIMESTAMP_RE = re.compile(r'^\d{8}_\d{6}$')
 MISSING = '–'
 
@@ -92,15 +134,16 @@ KINDS: Dict[str, tuple] = {
                    ['Avg IoU (%)', 'det/avg_iou']]),
     'segmentation': ('table5_segmentation',
                      'Table 5. Pixel-level segmentation results.',
-                     [['Accuracy (%)', 'seg/acc'], ['F1 (%)', 'seg/f1'],
-                      ['IoU (%)', 'seg/iou'], ['Dice (%)', 'seg/dice']]),
+                     [['Accuracy (%)', 'seg/acc'], ['mAcc (%)', 'seg/mAcc'],
+                      ['F1 (%)', 'seg/f1'], ['IoU (%)', 'seg/iou'],
+                      ['Dice (%)', 'seg/dice']]),
     'anomaly': ('table6_anomaly',
                 'Table 6. Comparison with anomaly detection methods.',
                 [['P-AUC-ROC', 'anomaly/P-AUROC'],
                  ['AUC-PRO', 'anomaly/AUPRO']]),
     'ablation': ('table7_ablation', 'Table 7. Architectural ablation study.',
-                 [['Acc (%)', 'seg/acc'], ['F1 (%)', 'seg/f1'],
-                  ['IoU (%)', 'seg/iou']]),
+                 [['Acc (%)', 'seg/acc'], ['mAcc (%)', 'seg/mAcc'],
+                  ['F1 (%)', 'seg/f1'], ['IoU (%)', 'seg/iou']]),
     'cross_dataset': ('table12_cross_dataset',
                       'Table 12. Zero-shot cross-dataset transfer.',
                       [['Acc (%)', 'seg/acc'], ['IoU (%)', 'seg/iou']]),
@@ -158,11 +201,13 @@ def load_spec(path: str) -> dict:
             if 'name' not in entry:
                 raise SpecError(f'{path}: tables[{i}].entries[{j}] has no '
                                 'name')
-            if 'results' not in entry and not (entry.get('config')
-                                               and entry.get('checkpoint')):
+            if 'results' not in entry and not (
+                    entry.get('config') and (entry.get('checkpoint')
+                                             or entry.get('train') is True)):
                 raise SpecError(
                     f'{path}: tables[{i}].entries[{j}] ({entry["name"]}) '
-                    'needs config and checkpoint, or results')
+                    'needs config and checkpoint (or train: true), or '
+                    'results')
     return spec
 
 
@@ -195,26 +240,38 @@ def read_vocabulary(value) -> List[str]:
 
 # ------------------------------------------------------------------ runs
 class Run:
-    """One ``tools/test.py`` invocation (or its collected results)."""
+    """One ``tools/test.py`` invocation (or its collected results), with
+    an optional ``tools/train.py`` run before it (entry ``train: true``:
+    per-category fitting)."""
 
     def __init__(self, name: str, entry: dict, work_dir: str,
                  cfg_options: Optional[dict] = None,
-                 fmt: Optional[dict] = None) -> None:
-        fmt = fmt or {}
+                 fmt: Optional[dict] = None,
+                 category: Optional[str] = None) -> None:
+        fmt = dict(fmt or {})
+        if category is not None:
+            fmt.setdefault('category', category)
 
         def sub(value):
             return value.format(**fmt) if isinstance(value, str) else value
 
         self.name = name
         self.entry = entry
+        self.category = category
         self.config = sub(entry.get('config'))
-        self.checkpoint = sub(entry.get('checkpoint'))
+        self.train = entry.get('train') is True  # cross_dataset: a name
+        self.checkpoint = sub(entry.get('checkpoint')) or (
+            None if self.train else 'none')
         self.work_dir = sub(entry.get('work_dir')) or work_dir
+        self.train_dir = osp.join(self.work_dir, 'train')
         self.results = sub(entry.get('results'))
         self.cfg_options = dict(entry.get('cfg_options') or {})
         self.cfg_options.update(cfg_options or {})
         self.metrics: Optional[dict] = None
+        self.record: Optional[dict] = None
         self.source = ''
+        self.missing = ''  # why there are no metrics (collect mode)
+        self.verified = False  # provenance checked against the command
 
 
 def _format_option(value) -> str:
@@ -225,6 +282,12 @@ def _format_option(value) -> str:
     if value is None or isinstance(value, bool):
         return str(value)  # DictAction parses None / True / False
     return json.dumps(value)
+
+
+def option_strings(run: Run) -> List[str]:
+    """``key=value`` strings of the run's ``--cfg-options``."""
+    return [f'{k}={_format_option(v)}'
+            for k, v in sorted(run.cfg_options.items())]
 
 
 _SAFE_NAME = re.compile(r'^[A-Za-z_][A-Za-z0-9_\-]*$')
@@ -263,19 +326,31 @@ def build_command(run: Run, python: str, test_script: str,
                f'--nproc_per_node={gpus}', test_script]
     else:
         cmd = [python, test_script]
-    cmd += [run.config, run.checkpoint, '--work-dir', run.work_dir]
+    cmd += [run.config, run.checkpoint or '<last checkpoint of training>',
+            '--work-dir', run.work_dir]
     if run.cfg_options:
         cmd.append('--cfg-options')
-        cmd += [f'{k}={_format_option(v)}'
-                for k, v in sorted(run.cfg_options.items())]
+        cmd += option_strings(run)
     if gpus > 1:
         cmd += ['--launcher', 'pytorch']
     return cmd
 
 
-def _load_metrics_json(path: str) -> dict:
-    """Metrics dict of an mmengine test JSON (a dict, or JSON lines whose
-    last record is used)."""
+def build_train_command(run: Run, python: str,
+                        train_script: str) -> List[str]:
+    """``tools/train.py CONFIG --work-dir <work_dir>/train --cfg-options``
+    (single process: memory-bank fits are not gathered across ranks)."""
+    cmd = [python, train_script, run.config, '--work-dir', run.train_dir]
+    if run.cfg_options:
+        cmd.append('--cfg-options')
+        cmd += option_strings(run)
+    return cmd
+
+
+def _load_metrics_json(path: str) -> tuple:
+    """``(metrics, record)`` of a result file (``{"metrics", "record"}``
+    from tools/test.py) or of a bare metrics JSON (a dict, or JSON lines
+    whose last record is used; ``record`` is then None)."""
     with open(path) as f:
         text = f.read()
     try:
@@ -290,88 +365,245 @@ def _load_metrics_json(path: str) -> dict:
             raise SpecError(f'{path}: not a metrics JSON: {e}') from e
     if not isinstance(data, dict):
         raise SpecError(f'{path}: expected a JSON object of metrics')
-    return data
+    if isinstance(data.get('metrics'), dict) and 'record' in data:
+        return data['metrics'], data['record']
+    return data, None
+
+
+def find_results(work_dir: str) -> List[str]:
+    """Result files of ``work_dir``, newest first:
+    ``<timestamp>/result.json`` (with provenance) and, for older runs,
+    mmengine's ``<timestamp>/<timestamp>.json``."""
+    if not osp.isdir(work_dir):
+        return []
+    out = []
+    for stamp in sorted((d for d in os.listdir(work_dir)
+                         if TIMESTAMP_RE.match(d)), reverse=True):
+        for name in (run_record.RESULT_FILE, f'{stamp}.json'):
+            path = osp.join(work_dir, stamp, name)
+            if osp.isfile(path):
+                out.append(path)
+                break
+    return out
 
 
 def find_latest_results(work_dir: str) -> Optional[str]:
-    """``<work_dir>/<timestamp>/<timestamp>.json`` of the newest run."""
-    if not osp.isdir(work_dir):
-        return None
-    stamps = sorted(d for d in os.listdir(work_dir) if TIMESTAMP_RE.match(d))
-    for stamp in reversed(stamps):
-        path = osp.join(work_dir, stamp, f'{stamp}.json')
-        if osp.isfile(path):
-            return path
-    return None
+    """Newest result file of ``work_dir`` (see :func:`find_results`)."""
+    found = find_results(work_dir)
+    return found[0] if found else None
 
 
 def collect_results(path: str) -> tuple:
-    """Metrics from a results JSON file or a work dir; ``(metrics, file)``."""
+    """``(metrics, record, file)`` from a results file or a work dir."""
     if osp.isdir(path):
         found = find_latest_results(path)
         if found is None:
-            raise SpecError(f'{path}: no <timestamp>/<timestamp>.json '
+            raise SpecError(f'{path}: no <timestamp>/result.json '
                             'metrics file in this work dir')
         path = found
     if not osp.isfile(path):
         raise SpecError(f'{path}: results file not found')
-    return _load_metrics_json(path), path
+    metrics, record = _load_metrics_json(path)
+    return metrics, record, path
+
+
+def _read_json(path: str) -> Optional[dict]:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _run_forked(script: str, argv: List[str]) -> int:
+    """``python SCRIPT ARGV...`` in a forked child; its exit code."""
+    import multiprocessing
+    import runpy
+
+    def target():
+        sys.argv = [script] + list(argv)
+        sys.path[0] = osp.dirname(osp.abspath(script))
+        runpy.run_path(script, run_name='__main__')
+
+    proc = multiprocessing.get_context('fork').Process(target=target)
+    proc.start()
+    proc.join()
+    return proc.exitcode
 
 
 class Executor:
     """Runs (or collects) :class:`Run` s.
 
+    A stored result is reused only when its provenance record matches
+    the run's command now (:data:`imdd_mm.utils.run_record.MATCH_KEYS`:
+    config path and hash of the resolved config, checkpoint path and
+    sha256, ``cfg_options``, annotation files and their sha256, git
+    commit); otherwise the run is repeated, or, with ``--collect-only``,
+    reported missing.
+
     Args:
         python (str): interpreter for ``tools/test.py``.
         test_script (str): path of ``tools/test.py``.
         gpus (int): > 1 launches ``torch.distributed.run``.
-        mode (str): ``'auto'`` (reuse results found in the work dir, else
-            run), ``'rerun'`` (always run), ``'collect'`` (never run) or
+        mode (str): ``'auto'`` (reuse matching results, else run),
+            ``'rerun'`` (always run), ``'collect'`` (never run) or
             ``'dry-run'`` (only print the commands).
+        train_script (str): path of ``tools/train.py`` (entries with
+            ``train: true``).
+        ignore_commit (bool): reuse results of other git commits (the
+            tables then say so; the commit of each is in the provenance).
+        fork (bool): run the scripts in forked children of this process
+            (same interpreter, script and arguments, so the same command;
+            saves the interpreter and import start-up of every run).
     """
 
     def __init__(self, python: str = sys.executable,
                  test_script: str = osp.join('tools', 'test.py'),
-                 gpus: int = 1, mode: str = 'auto') -> None:
+                 gpus: int = 1, mode: str = 'auto',
+                 train_script: str = osp.join('tools', 'train.py'),
+                 fork: bool = False, ignore_commit: bool = False) -> None:
+        self.fork = fork
+        self.ignore_commit = ignore_commit
         self.python = python
         self.test_script = test_script
+        self.train_script = train_script
         self.gpus = gpus
         self.mode = mode
+
+    def _keys(self, keys: Sequence[str] = run_record.MATCH_KEYS
+              ) -> Sequence[str]:
+        return tuple(k for k in keys
+                     if not (self.ignore_commit and k == 'git_commit'))
 
     def command(self, run: Run) -> List[str]:
         return build_command(run, self.python, self.test_script, self.gpus)
 
+    def train_command(self, run: Run) -> List[str]:
+        return build_train_command(run, self.python, self.train_script)
+
+    def _options(self, run: Run) -> dict:
+        return run_record.parse_cfg_options(option_strings(run))
+
+    def _expected(self, run: Run, checkpoint: Optional[str]) -> dict:
+        if not osp.isfile(run.config):
+            raise SpecError(f'{run.name}: config {run.config} not found')
+        return run_record.expected_record(run.config, checkpoint,
+                                          self._options(run))
+
+    def _subprocess(self, run: Run, cmd: List[str]) -> None:
+        print('+', shlex.join(cmd), flush=True)
+        if self.fork and cmd[0] == sys.executable and len(cmd) > 1 and \
+                cmd[1].endswith('.py'):
+            returncode = _run_forked(cmd[1], cmd[2:])
+        else:
+            returncode = subprocess.run(cmd).returncode
+        if returncode != 0:
+            raise RuntimeError(f'{run.name}: {shlex.join(cmd)} failed with '
+                               f'exit code {returncode}')
+
+    def _ensure_checkpoint(self, run: Run) -> bool:
+        """Train (``tools/train.py``) unless ``<work_dir>/train`` holds a
+        checkpoint whose training record matches; sets ``run.checkpoint``.
+        False (and ``run.missing``) in collect mode without one."""
+        expected = self._expected(run, None)
+        path = osp.join(run.train_dir, 'train_record.json')
+        stored = _read_json(path) if self.mode != 'rerun' else None
+        if stored is not None:
+            why = run_record.record_mismatches(
+                stored, expected, self._keys(TRAIN_MATCH_KEYS))
+            ckpt = stored.get('checkpoint_out')
+            if not why and not (ckpt and run_record.file_sha256(ckpt) ==
+                                stored.get('checkpoint_out_sha256')):
+                why = [f'trained checkpoint {ckpt} missing or changed']
+            if not why:
+                run.checkpoint = ckpt
+                return True
+        else:
+            why = ['not trained yet']
+        if self.mode == 'collect':
+            run.missing = f'no matching training run ({"; ".join(why)})'
+            return False
+        cmd = self.train_command(run)
+        os.makedirs(run.train_dir, exist_ok=True)
+        self._subprocess(run, cmd)
+        last = osp.join(run.train_dir, 'last_checkpoint')
+        if not osp.isfile(last):
+            raise RuntimeError(f'{run.name}: {shlex.join(cmd)} saved no '
+                               f'checkpoint ({last} missing)')
+        with open(last) as f:
+            ckpt = f.read().strip()
+        record = dict(expected, checkpoint_out=ckpt,
+                      checkpoint_out_sha256=run_record.file_sha256(ckpt),
+                      command=cmd)
+        _write(path, json.dumps(record, indent=1, sort_keys=True))
+        run.checkpoint = ckpt
+        return True
+
+    def _collect_file(self, run: Run) -> None:
+        metrics, record, path = collect_results(run.results)
+        run.source = path
+        if record is not None and run.config:
+            why = run_record.record_mismatches(
+                record, self._expected(run, run.checkpoint), self._keys())
+            if why:
+                run.missing = (f'{path} does not match the command: '
+                               + '; '.join(why))
+                return
+            run.verified = True
+        run.metrics, run.record = metrics, record
+
     def __call__(self, run: Run) -> None:
         if run.results:
-            run.metrics, run.source = collect_results(run.results)
+            self._collect_file(run)
             return
-        existing = find_latest_results(run.work_dir)
         if self.mode == 'dry-run':
+            if run.train:
+                print(shlex.join(self.train_command(run)))
             print(shlex.join(self.command(run)))
             return
-        if existing and self.mode in ('auto', 'collect'):
-            run.metrics, run.source = collect_results(existing)
+        if run.train and not self._ensure_checkpoint(run):
             return
-        if self.mode == 'collect':
-            raise SpecError(f'{run.name}: no results in {run.work_dir} '
-                            '(run without --collect-only to produce them)')
+        stored = find_results(run.work_dir) if self.mode != 'rerun' else []
+        if self.mode == 'collect' and not stored:
+            run.missing = f'no results in {run.work_dir}'
+            return
+        expected = self._expected(run, run.checkpoint)
+        if self.mode != 'rerun':
+            why = []
+            for path in stored:
+                metrics, record = _load_metrics_json(path)
+                problems = run_record.record_mismatches(
+                    record, expected, self._keys())
+                if not problems:
+                    run.metrics, run.record, run.source = (metrics, record,
+                                                           path)
+                    run.verified = True
+                    return
+                why.append(f'{path}: {"; ".join(problems)}')
+            if self.mode == 'collect':
+                run.missing = f'no result matching the command (stale: ' \
+                    f'{why[0]})'
+                return
         cmd = self.command(run)
-        print('+', shlex.join(cmd), flush=True)
         os.makedirs(run.work_dir, exist_ok=True)
-        proc = subprocess.run(cmd)
-        if proc.returncode != 0:
-            raise RuntimeError(f'{run.name}: {shlex.join(cmd)} failed with '
-                               f'exit code {proc.returncode}')
-        found = find_latest_results(run.work_dir)
-        if found is None:
-            raise RuntimeError(f'{run.name}: the test run wrote no metrics '
-                               f'JSON under {run.work_dir}')
-        run.metrics, run.source = collect_results(found)
+        before = set(find_results(run.work_dir))
+        self._subprocess(run, cmd)
+        new = [p for p in find_results(run.work_dir) if p not in before]
+        if not new:
+            raise RuntimeError(f'{run.name}: the test run wrote no result '
+                               f'file under {run.work_dir}')
+        metrics, record = _load_metrics_json(new[0])
+        problems = run_record.record_mismatches(record, expected)
+        if problems:
+            raise RuntimeError(f'{run.name}: {new[0]} does not record the '
+                               f'command it ran: {"; ".join(problems)}')
+        run.metrics, run.record, run.source = metrics, record, new[0]
+        run.verified = True
 
 
 # --------------------------------------------------------------- tables
-def _value(run: Run, column: str, key: str) -> Optional[float]:
-    if run.metrics is None:
+def _value(run: Optional[Run], column: str, key: str) -> Optional[float]:
+    if run is None or run.metrics is None:
         return None
     key = (run.entry.get('metric_keys') or {}).get(column, key)
     value = run.metrics.get(key)
@@ -392,8 +624,154 @@ def _mean(values: Sequence[Optional[float]]) -> Optional[float]:
     return sum(vals) / len(vals) if vals else None
 
 
+def _fmt_mean(values: Sequence[Optional[float]], decimals: int) -> str:
+    """Mean of the values present; ``*`` marks a partial mean (some rows
+    have no value), :data:`MISSING` when none has one."""
+    mean = _mean(values)
+    if mean is None:
+        return MISSING
+    partial = any(v is None for v in values)
+    return _fmt(mean, decimals) + ('*' if partial else '')
+
+
+PARTIAL_NOTE = ('\\* partial mean: over the rows that have a value only '
+                '(the missing rows are listed below); not comparable with '
+                'a complete mean.')
+PIXEL_ACCURACY_NOTE = (
+    'Pixel accuracy (Acc) = (TP + TN) / all pixels of all test images, '
+    'pooled, defect vs. normal (TP: defect pixels predicted as any defect '
+    'class); it is dominated by the normal background. mAcc = mean class '
+    'accuracy: the mean over the background and every defect class of '
+    'correct pixels / ground-truth pixels of that class (classes absent '
+    'from the ground truth skipped, as in MMSegmentation).')
+PIXEL_ACCURACY_KINDS = ('segmentation', 'ablation')
+
+
+def _categories(entry: dict, table_spec: dict) -> Optional[List[str]]:
+    """Categories of a per-category entry (``categories``: a list, or
+    ``config`` = the config's top-level ``categories``); None when the
+    entry is evaluated once (single dataset or ``protocol: pooled``)."""
+    protocol = entry.get('protocol', table_spec.get('protocol'))
+    cats = entry.get('categories', table_spec.get('categories'))
+    if protocol == 'pooled' or cats is None:
+        return None
+    if protocol not in (None, 'per_category'):
+        raise SpecError(f'{entry["name"]}: protocol must be per_category or '
+                        f'pooled, got {protocol!r}')
+    if cats == 'config':
+        config = entry.get('config')
+        if not config or not osp.isfile(config):
+            raise SpecError(f'{entry["name"]}: categories: config needs an '
+                            f'existing config, got {config!r}')
+        from mmengine.config import Config
+        cats = Config.fromfile(config).get('categories')
+        if not cats:
+            raise SpecError(f'{config}: no top-level `categories` list '
+                            f'(needed by {entry["name"]})')
+    if isinstance(cats, str) or not cats:
+        raise SpecError(f'{entry["name"]}: categories must be a non-empty '
+                        'list or "config"')
+    return [str(c) for c in cats]
+
+
+def _display_name(entry: dict, table_spec: dict) -> str:
+    protocol = entry.get('protocol', table_spec.get('protocol'))
+    return entry['name'] + (' (pooled)' if protocol == 'pooled' else '')
+
+
+def _samples_label(ts: Optional[dict]) -> str:
+    """Training-set size from a record's ``train_samples`` (counted from
+    the training file the config uses)."""
+    if not ts:
+        return MISSING
+    if ts.get('training_free'):
+        return '0 (training-free)'
+    if not ts.get('defective'):
+        return f'{ts["images"]} normal'
+    per = list((ts.get('per_class') or {}).values())
+    lo, hi = (min(per), max(per)) if per else (0, 0)
+    label = f'{lo}/class' if lo == hi else f'{lo}–{hi}/class'
+    if ts.get('normal'):
+        label += f' + {ts["normal"]} normal'
+    return label
+
+
+def _samples_cell(runs: Sequence[Run]) -> str:
+    records = [r.record.get('train_samples') if r.record else None
+               for r in runs]
+    if len(runs) == 1:
+        return _samples_label(records[0])
+    labels = [_samples_label(ts) for ts in records]
+    if MISSING in labels:
+        return MISSING
+    if all(ts.get('training_free') for ts in records):
+        return '0 (training-free)'
+    if all(not ts.get('defective') for ts in records):
+        n = [ts['images'] for ts in records]
+        rng = f'{min(n)}' if min(n) == max(n) else f'{min(n)}–{max(n)}'
+        return f'{rng} normal per category'
+    uniq = sorted(set(labels))
+    return (uniq[0] if len(uniq) == 1 else ' / '.join(uniq)) + \
+        ' per category'
+
+
+def _short(sha: Optional[str]) -> str:
+    return sha[:12] if sha else 'none'
+
+
+def provenance_lines(runs: Sequence[Run]) -> List[str]:
+    """One line per run: result file, commit, config / checkpoint / data
+    hashes, device and date (from the result records)."""
+    lines = []
+    for run in runs:
+        rec = run.record
+        if rec is None:
+            state = ('collected from ' + run.source + ' without a '
+                     'provenance record') if run.metrics else 'no result'
+            lines.append(f'- {run.name}: {state}')
+            continue
+        data = ', '.join(f'{osp.basename(f["path"])} {_short(f["sha256"])}'
+                         for f in rec.get('data_files') or [])
+        dirty = ' (uncommitted changes)' if rec.get('git_dirty') else ''
+        lines.append(
+            f'- {run.name}: `{run.source}`; commit '
+            f'{_short(rec.get("git_commit"))}{dirty}; config '
+            f'{rec.get("config")} sha256 {_short(rec.get("config_sha256"))}'
+            f'; checkpoint {rec.get("checkpoint")} sha256 '
+            f'{_short(rec.get("checkpoint_sha256"))}; data {data}; '
+            f'{rec.get("device", "?")}; {rec.get("date", "?")}')
+    return lines
+
+
+def frozen_weights_notes(runs: Sequence[Run]) -> List[str]:
+    """Footnote on the frozen networks behind the numbers, built from the
+    result records' ``frozen_sources`` (``model.frozen_sources()`` /
+    checkpoint ``meta['imdd_frozen_sources']``): which runs used which
+    weights, and which used random ones."""
+    per_source: Dict[str, List[str]] = {}
+    random_runs = []
+    for run in runs:
+        for src in (run.record or {}).get('frozen_sources') or []:
+            if not isinstance(src, dict):
+                src = dict(source=str(src))
+            text = ', '.join(f'{k}={src[k]}' for k in sorted(src))
+            per_source.setdefault(text, []).append(run.name)
+            if src.get('random') or str(src.get('source', '')).lower() in (
+                    'random', 'random init', 'random_init'):
+                random_runs.append(run.name)
+    notes = []
+    if random_runs:
+        names = ', '.join(sorted(set(random_runs)))
+        notes.append(f'† Frozen networks with random weights in: {names}.')
+    if per_source:
+        notes.append('Frozen weights: ' + '; '.join(
+            f'{text} ({len(names)} run{"s" * (len(names) > 1)})'
+            for text, names in per_source.items()) + '.')
+    return notes
+
+
 class Table:
-    """A rendered table: header, rows, commands, notes."""
+    """A rendered table: header, rows, commands, notes, provenance."""
 
     def __init__(self, name: str, title: str, header: List[str]) -> None:
         self.name = name
@@ -403,6 +781,11 @@ class Table:
         self.bold_rows: set = set()
         self.commands: List[str] = []
         self.notes: List[str] = []
+        self.provenance: List[str] = []
+
+    def add_note(self, note: str) -> None:
+        if note not in self.notes:
+            self.notes.append(note)
 
     def markdown(self) -> str:
         out = io.StringIO()
@@ -417,6 +800,9 @@ class Table:
             out.write('| ' + ' | '.join(cells) + ' |\n')
         for note in self.notes:
             out.write(f'\n{note}\n')
+        if self.provenance:
+            out.write('\n<details><summary>Provenance</summary>\n\n' +
+                      '\n'.join(self.provenance) + '\n\n</details>\n')
         return out.getvalue()
 
     def csv(self) -> str:
@@ -431,6 +817,8 @@ def _command_lines(runs: Sequence[Run], executor: Executor) -> List[str]:
     lines = []
     for run in runs:
         cmd = shlex.join(executor.command(run)) if run.config else ''
+        if run.train and not run.results:
+            lines.append(shlex.join(executor.train_command(run)))
         if run.results:
             lines.append(f'# {run.name}: collected from {run.source}')
             if cmd:
@@ -453,11 +841,114 @@ def _prepare_vocabulary(run: Run, entry: dict) -> None:
         run.cfg_options[key] = names
 
 
+def _expand(entry: dict, table_spec: dict, kind: str,
+            base_wd: str) -> List[tuple]:
+    """``[(label, Run)]`` of one entry: per timestep, per N, per category
+    (``--cfg-options <category_key>=<name>``, work dir ``<entry>/<name>``)
+    or a single run."""
+    if kind == 'timestep':
+        key = entry.get('timestep_key', 'model.backbone.timestep')
+        steps = entry.get('timesteps', table_spec.get('timesteps'))
+        if not steps:
+            raise SpecError(f'entry {entry["name"]} needs timesteps')
+        runs = []
+        for t in steps:
+            results = entry.get('results')
+            sub_entry = dict(entry)
+            sub_entry['results'] = (results.get(t, results.get(str(t)))
+                                    if isinstance(results, dict) else
+                                    results)
+            runs.append((t, Run(f'{entry["name"]} t={t}', sub_entry,
+                                f'{base_wd}_t{t}', {key: t},
+                                fmt=dict(t=t))))
+        return runs
+    if kind == 'data_efficiency':
+        samples = table_spec.get('samples', [25, 50, 100, 200, 350])
+        runs = []
+        for n in samples:
+            results = entry.get('results') or {}
+            sub_entry = dict(entry)
+            sub_entry['results'] = (results.get(n, results.get(str(n)))
+                                    if isinstance(results, dict) else
+                                    results)
+            if sub_entry['results'] is None and not entry.get('config'):
+                runs.append((n, None))
+                continue
+            runs.append((n, Run(f'{entry["name"]} N={n}', sub_entry,
+                                f'{base_wd}_n{n}', fmt=dict(n=n))))
+        return runs
+    cats = _categories(entry, table_spec)
+    if cats is not None:
+        key = entry.get('category_key',
+                        table_spec.get('category_key', 'category'))
+        runs = []
+        for cat in cats:
+            results = entry.get('results')
+            sub_entry = dict(entry)
+            sub_entry['results'] = (results.get(cat) if isinstance(
+                results, dict) else results)
+            run = Run(f'{entry["name"]} [{cat}]', sub_entry,
+                      osp.join(base_wd, slugify(cat)), {key: cat},
+                      category=cat)
+            _prepare_vocabulary(run, entry)
+            runs.append((cat, run))
+        return runs
+    run = Run(_display_name(entry, table_spec), entry, base_wd)
+    _prepare_vocabulary(run, entry)
+    return [(None, run)]
+
+
+def _entry_values(runs: List[tuple], metrics: List[list],
+                  decimals: int) -> List[str]:
+    """Cells of one entry: its value, or the (possibly partial) mean over
+    its categories."""
+    if len(runs) == 1 and runs[0][0] is None:
+        return [_fmt(_value(runs[0][1], c, k), decimals) for c, k in metrics]
+    return [_fmt_mean([_value(r, c, k) for _, r in runs], decimals)
+            for c, k in metrics]
+
+
+def _entry_means(runs: List[tuple], metrics: List[list]
+                 ) -> List[Optional[float]]:
+    """Numeric entry values for averages; None when the entry is partial
+    (an average is over complete rows only)."""
+    out = []
+    for c, k in metrics:
+        vals = [_value(r, c, k) for _, r in runs]
+        out.append(None if any(v is None for v in vals) else _mean(vals))
+    return out
+
+
+def _per_category_table(stem: str, title: str, groups, metrics,
+                        decimals: int) -> Table:
+    """Rows = categories, columns = method x metric, plus the mean row."""
+    cats: List[str] = []
+    for _, runs in groups:
+        for cat, _ in runs:
+            if cat is not None and cat not in cats:
+                cats.append(cat)
+    per_cat = [(e, {cat: r for cat, r in runs}) for e, runs in groups
+               if runs and runs[0][0] is not None]
+    header = ['Category'] + [f'{e["name"]} {c}' for e, _ in per_cat
+                             for c, _ in metrics]
+    table = Table(f'{stem}_per_category', f'{title} Per category.', header)
+    for cat in cats:
+        table.rows.append([cat] + [
+            _fmt(_value(runs.get(cat), c, k), decimals)
+            for _, runs in per_cat for c, k in metrics])
+    table.bold_rows.add(len(table.rows))
+    table.rows.append([f'Mean ({len(cats)} categories)'] + [
+        _fmt_mean([_value(runs.get(cat), c, k) for cat in cats], decimals)
+        for _, runs in per_cat for c, k in metrics])
+    return table
+
+
 def build_table(table_spec: dict, executor: Callable[[Run], None],
                 work_root: str, decimals: int = 1,
                 out_dir: Optional[str] = None) -> List[Table]:
     """Run/collect one table of the spec and render it (plus the Table-13
-    companion and the PNG for ``data_efficiency``)."""
+    companion and the PNG for ``data_efficiency``, and a per-category table
+    for per-category anomaly entries)."""
     kind = table_spec['kind']
     stem, title, metrics = KINDS[kind]
     stem = table_spec.get('name', stem)
@@ -466,45 +957,14 @@ def build_table(table_spec: dict, executor: Callable[[Run], None],
     decimals = int(table_spec.get('decimals', decimals))
     table_dir = osp.join(work_root, slugify(stem))
 
-    # expand entries into runs
     groups: List[tuple] = []  # (entry, [(label, run)])
     for entry in table_spec['entries']:
-        base_wd = osp.join(table_dir, slugify(entry['name']))
-        if kind == 'timestep':
-            key = entry.get('timestep_key', 'model.backbone.timestep')
-            steps = entry.get('timesteps', table_spec.get('timesteps'))
-            if not steps:
-                raise SpecError(f'{stem}: entry {entry["name"]} needs '
-                                'timesteps')
-            runs = []
-            for t in steps:
-                results = entry.get('results')
-                sub_entry = dict(entry)
-                sub_entry['results'] = (results.get(t, results.get(str(t)))
-                                        if isinstance(results, dict) else
-                                        results)
-                runs.append((t, Run(f'{entry["name"]} t={t}', sub_entry,
-                                    f'{base_wd}_t{t}', {key: t},
-                                    fmt=dict(t=t))))
-        elif kind == 'data_efficiency':
-            samples = table_spec.get('samples', [25, 50, 100, 200, 350])
-            runs = []
-            for n in samples:
-                results = entry.get('results') or {}
-                sub_entry = dict(entry)
-                sub_entry['results'] = (results.get(n, results.get(str(n)))
-                                        if isinstance(results, dict) else
-                                        results)
-                if sub_entry['results'] is None and not entry.get('config'):
-                    runs.append((n, None))
-                    continue
-                runs.append((n, Run(f'{entry["name"]} N={n}', sub_entry,
-                                    f'{base_wd}_n{n}', fmt=dict(n=n))))
-        else:
-            run = Run(entry['name'], entry, base_wd)
-            _prepare_vocabulary(run, entry)
-            runs = [(None, run)]
-        groups.append((entry, runs))
+        base_wd = osp.join(table_dir,
+                           slugify(_display_name(entry, table_spec)))
+        try:
+            groups.append((entry, _expand(entry, table_spec, kind, base_wd)))
+        except SpecError as e:
+            raise SpecError(f'{stem}: {e}') from e
 
     all_runs = [r for _, runs in groups for _, r in runs if r is not None]
     for run in all_runs:
@@ -514,16 +974,28 @@ def build_table(table_spec: dict, executor: Callable[[Run], None],
             f'# {r.name}: {r.source or "not run"}' for r in all_runs]
 
     tables = []
+    partial = False
     if kind == 'anomaly':
-        runs = [runs[0][1] for _, runs in groups]
-        table = Table(stem, title, [FIRST_COLUMN[kind]] +
-                      [r.name for r in runs])
-        for column, key in metrics:
-            table.rows.append([column] + [
-                _fmt(_value(r, column, key), decimals) for r in runs])
+        names = [_display_name(e, table_spec) for e, _ in groups]
+        per_category = any(runs and runs[0][0] is not None
+                           for _, runs in groups)
+        if per_category:
+            names = [n + (' (mean)' if runs and runs[0][0] is not None
+                          else '') for n, (_, runs) in zip(names, groups)]
+        table = Table(stem, title, [FIRST_COLUMN[kind]] + names)
+        cells = [_entry_values(runs, metrics, decimals) for _, runs in groups]
+        for i, (column, _) in enumerate(metrics):
+            table.rows.append([column] + [c[i] for c in cells])
         table.rows.append(['# Training Samples'] + [
-            str(e.get('train_samples', MISSING)) for e, _ in groups])
+            _samples_cell([r for _, r in runs]) for _, runs in groups])
+        table.add_note('# Training Samples: counted from the training '
+                       'annotation file each run\'s config uses (after its '
+                       'category / normality / few-shot filters).')
+        partial = any(c.endswith('*') for row in table.rows for c in row)
         tables.append(table)
+        if per_category:
+            tables.append(_per_category_table(stem, title, groups, metrics,
+                                              decimals))
     elif kind in ('timestep', 'data_efficiency'):
         column, key = metrics[0]
         labels = [lab for lab, _ in groups[0][1]]
@@ -546,6 +1018,13 @@ def build_table(table_spec: dict, executor: Callable[[Run], None],
                 curves[entry['name']] = ([n for n, _ in runs], values)
                 table.rows.append([entry['name']] +
                                   [_fmt(v, decimals) for v in values])
+                for n, r in runs:
+                    ts = (r.record or {}).get('train_samples') if r else None
+                    if ts and not ts.get('training_free') and \
+                            ts.get('min_per_class') != n:
+                        table.add_note(
+                            f'{r.name}: the training file has '
+                            f'{_samples_label(ts)}, not N={n} per class.')
             tables.append(table)
             tables.append(
                 _samples_to_target(table_spec, groups, curves, stem,
@@ -561,29 +1040,63 @@ def build_table(table_spec: dict, executor: Callable[[Run], None],
         if kind == 'classification':
             header.append('# Defect Types')
         header += [c for c, _ in metrics]
+        if kind == 'detection':
+            header.append('# Train Samples')
         table = Table(stem, title, header)
-        per_column: List[List[Optional[float]]] = [[] for _ in metrics]
+        entry_values: List[List[Optional[float]]] = []
         for entry, runs in groups:
-            run = runs[0][1]
-            name = entry['name']
-            if kind == 'cross_dataset' and 'train' in entry:
+            name = _display_name(entry, table_spec)
+            if kind == 'cross_dataset' and 'train' in entry and \
+                    isinstance(entry['train'], str):
                 name = f'{entry["train"]} → {entry.get("test", "?")}'
-            row = [name]
-            if kind == 'classification':
-                row.append(str(entry.get('defect_types', MISSING)))
-            for i, (c, k) in enumerate(metrics):
-                v = _value(run, c, k)
-                per_column[i].append(v)
-                row.append(_fmt(v, decimals))
-            table.rows.append(row)
+            extra = ([str(entry.get('defect_types', MISSING))]
+                     if kind == 'classification' else [])
+            tail = ([_samples_cell([r for _, r in runs])]
+                    if kind == 'detection' else [])
+            if runs[0][0] is not None:  # per category
+                for cat, run in runs:
+                    table.rows.append(
+                        [f'{name} / {cat}'] + extra +
+                        [_fmt(_value(run, c, k), decimals)
+                         for c, k in metrics] +
+                        ([_samples_cell([run])] if tail else []))
+                table.bold_rows.add(len(table.rows))
+                name = f'{name}: mean of {len(runs)} categories'
+            table.rows.append([name] + extra +
+                              _entry_values(runs, metrics, decimals) + tail)
+            entry_values.append(_entry_means(runs, metrics))
         if kind in AVERAGE_KINDS and len(groups) > 1:
             avg = ['Average'] + (['–'] if kind == 'classification' else [])
-            avg += [_fmt(_mean(vals), decimals) for vals in per_column]
+            avg += [_fmt_mean([vals[i] for vals in entry_values], decimals)
+                    for i in range(len(metrics))]
             table.bold_rows.add(len(table.rows))
             table.rows.append(avg)
+        partial = any(c.endswith('*') for row in table.rows for c in row)
+        if kind in PIXEL_ACCURACY_KINDS:
+            table.add_note(PIXEL_ACCURACY_NOTE)
         tables.append(table)
+    missing = [f'- {r.name}: {r.missing}' for r in all_runs if r.missing]
+    unverified = [r.name for r in all_runs
+                  if r.metrics is not None and not r.verified]
     for t in tables:
         t.commands = commands
+        if partial:
+            t.add_note(PARTIAL_NOTE)
+        if missing:
+            t.add_note('Missing (no result matching the command; shown as '
+                       f'{MISSING}):\n' + '\n'.join(missing))
+        if unverified:
+            t.add_note('‡ Collected from results files whose provenance was '
+                       'not checked against the command: ' +
+                       ', '.join(unverified) + '.')
+        if getattr(executor, 'ignore_commit', False):
+            commits = sorted({str((r.record or {}).get('git_commit'))[:12]
+                              for r in all_runs if r.record})
+            t.add_note('Results of other commits accepted (--ignore-commit)'
+                       f'; commits: {", ".join(commits)}.')
+        for note in frozen_weights_notes(all_runs):
+            t.add_note(note)
+        t.provenance = provenance_lines(all_runs)
     return tables
 
 
@@ -716,8 +1229,18 @@ def parse_args(argv=None):
                         help='>1: launch tools/test.py with '
                         'torch.distributed.run')
     parser.add_argument('--python', default=sys.executable)
+    parser.add_argument('--ignore-commit', action='store_true',
+                        help='reuse results written at other git commits '
+                        '(noted under every table)')
+    parser.add_argument('--fork', action='store_true',
+                        help='run tools/train.py / tools/test.py in forked '
+                        'children of this process (same commands, no '
+                        'start-up per run; single-process runs only)')
     parser.add_argument('--test-script',
                         default=osp.join('tools', 'test.py'))
+    parser.add_argument('--train-script',
+                        default=osp.join('tools', 'train.py'),
+                        help='used by entries with train: true')
     return parser.parse_args(argv)
 
 
@@ -727,7 +1250,9 @@ def main(argv=None) -> int:
     mode = ('collect' if args.collect_only else 'rerun' if args.rerun else
             'dry-run' if args.dry_run else 'auto')
     executor = Executor(python=args.python, test_script=args.test_script,
-                        gpus=args.gpus, mode=mode)
+                        gpus=args.gpus, mode=mode,
+                        train_script=args.train_script, fork=args.fork,
+                        ignore_commit=args.ignore_commit)
     invocation = shlex.join(['python', 'tools/analysis_tools/'
                              'benchmark_table.py'] +
                             (list(argv) if argv is not None else sys.argv[1:]))

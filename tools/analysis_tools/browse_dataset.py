@@ -21,7 +21,7 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import init_default_scope
 from mmengine.utils import ProgressBar
 
-from imdd_mm.utils import register_all_modules
+from imdd_mm.utils import register_all_modules, run_record
 
 
 def parse_args():
@@ -63,6 +63,8 @@ def main():
     cfg = Config.fromfile(args.config)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    # '${category}' strings follow --cfg-options category=<name>
+    run_record.resolve_run_vars(cfg)
     init_default_scope(cfg.get('default_scope', 'mmdet'))
 
     dataset = DATASETS.build(cfg[f'{args.split}_dataloader'].dataset)

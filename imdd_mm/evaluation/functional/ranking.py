@@ -45,14 +45,31 @@ __all__ = [
 
 # ---------------------------------------------------------------- helpers
 def _as_scores(scores, name: str = 'scores') -> np.ndarray:
+    """Float array of ``scores``; ``+inf`` / ``-inf`` are kept (they rank
+    highest / lowest), NaN is an error naming the first NaN's position
+    (``scores[i, ...]`` = image ``i`` of a stack of maps)."""
     arr = np.asarray(scores)
     if arr.dtype.kind not in 'fiub':
         raise TypeError(f'{name} must be numeric, got dtype {arr.dtype}')
     if arr.dtype.kind != 'f':
         arr = arr.astype(np.float64)
-    if np.isnan(arr).any():
-        raise ValueError(f'{name} contains NaN')
+    nan = np.isnan(arr)
+    if nan.any():
+        first = tuple(int(i) for i in np.argwhere(nan)[0])
+        where = f'{name}[{", ".join(map(str, first))}]'
+        if arr.ndim == 3:
+            where += f' (image {first[0]}, pixel y={first[1]}, x={first[2]})'
+        raise ValueError(f'{where} is NaN ({int(nan.sum())} NaN values in '
+                         f'{name}); a score must be a number (+inf / -inf '
+                         'are allowed)')
     return arr
+
+
+def _run_ends(s_sorted: np.ndarray) -> np.ndarray:
+    """Indices where a run of equal values ends in a sorted array (last
+    index of each run). Compared with ``!=``, not ``diff``: ``inf - inf``
+    is NaN, which would split tied infinite scores."""
+    return np.flatnonzero(s_sorted[1:] != s_sorted[:-1])
 
 
 def _check_maps(scores, masks) -> Tuple[np.ndarray, np.ndarray]:
@@ -145,7 +162,7 @@ def auroc_exact(scores, labels) -> float:
     order = np.argsort(s)
     s_sorted = s[order]
     y_sorted = y[order]
-    starts = np.concatenate(([0], np.flatnonzero(np.diff(s_sorted)) + 1))
+    starts = np.concatenate(([0], _run_ends(s_sorted) + 1))
     ends = np.append(starts[1:], s.size)
     mid_rank = (starts + ends + 1) * 0.5  # 1-based mean rank of each run
     pos_per_run = np.add.reduceat(y_sorted.astype(np.int64), starts)
@@ -189,11 +206,11 @@ def aupro_exact(scores, masks, fpr_limit: float = 0.3) -> float:
     if num_regions == 0 or n_neg == 0:
         return float('nan')
     s = scores.ravel()
-    order = np.argsort(-s)
+    order = np.argsort(-s, kind='stable')
     s_sorted = s[order]
     fp_cum = np.cumsum(neg.ravel()[order], dtype=np.int64)
     pro_cum = np.cumsum(weights.ravel()[order])
-    last = np.append(np.flatnonzero(np.diff(s_sorted)), s.size - 1)
+    last = np.append(_run_ends(s_sorted), s.size - 1)
     fpr = np.concatenate(([0.0], fp_cum[last] / n_neg))
     pro = np.concatenate(([0.0], pro_cum[last] / num_regions))
     return partial_curve_area(fpr, pro, fpr_limit)
@@ -225,19 +242,35 @@ class StreamingAUROC:
         self.score_range = (lo, hi)
         self.reset()
 
+    @property
+    def num_slots(self) -> int:
+        """Histogram length: slot 0 holds ``-inf``, slots ``1..num_bins``
+        the finite scores, slot ``num_bins + 1`` holds ``+inf``, so an
+        infinite score ranks strictly below / above every finite one and
+        ties only with scores of the same sign of infinity."""
+        return self.num_bins + 2
+
     def reset(self) -> None:
-        self.pos_hist = np.zeros(self.num_bins, np.int64)
-        self.neg_hist = np.zeros(self.num_bins, np.int64)
+        self.pos_hist = np.zeros(self.num_slots, np.int64)
+        self.neg_hist = np.zeros(self.num_slots, np.int64)
         self.num_clipped = 0
 
     # quantisation shared with the subclasses
     def _quantise(self, scores: np.ndarray) -> np.ndarray:
+        """Slot index of every score (see :attr:`num_slots`); finite scores
+        outside ``score_range`` go to the first / last finite bin and are
+        counted in :attr:`num_clipped`."""
         lo, hi = self.score_range
         s = _as_scores(scores).ravel()
-        out_of_range = int(np.count_nonzero((s < lo) | (s > hi)))
+        finite = np.isfinite(s)
+        out_of_range = int(np.count_nonzero(finite & ((s < lo) | (s > hi))))
         self.num_clipped += out_of_range
-        idx = ((s - lo) * (self.num_bins / (hi - lo))).astype(np.int64)
+        clipped = np.clip(np.where(finite, s, lo), lo, hi)
+        idx = ((clipped - lo) * (self.num_bins / (hi - lo))).astype(np.int64)
         np.clip(idx, 0, self.num_bins - 1, out=idx)
+        idx += 1
+        idx[s == np.inf] = self.num_bins + 1
+        idx[s == -np.inf] = 0
         return idx
 
     def update(self, scores, labels) -> None:
@@ -252,7 +285,7 @@ class StreamingAUROC:
         if idx.shape != y.shape:
             raise ValueError(f'scores ({idx.size} values) and labels '
                              f'({y.size} values) differ in size')
-        hist = np.bincount(idx * 2 + y, minlength=2 * self.num_bins)
+        hist = np.bincount(idx * 2 + y, minlength=2 * self.num_slots)
         self.neg_hist += hist[0::2]
         self.pos_hist += hist[1::2]
 
@@ -284,13 +317,14 @@ class StreamingAUROC:
 
     def max_error(self) -> float:
         """Upper bound of ``|compute() - exact|`` caused by binning (pairs
-        sharing a bin count one half instead of 0 or 1)."""
+        sharing a finite bin count one half instead of 0 or 1; pairs of
+        equal infinite scores are true ties, counted one half exactly)."""
         n_pos = float(self.pos_hist.sum())
         n_neg = float(self.neg_hist.sum())
         if n_pos == 0 or n_neg == 0:
             return float('nan')
-        shared = float(np.dot(self.pos_hist.astype(np.float64),
-                              self.neg_hist.astype(np.float64)))
+        shared = float(np.dot(self.pos_hist[1:-1].astype(np.float64),
+                              self.neg_hist[1:-1].astype(np.float64)))
         return 0.5 * shared / (n_pos * n_neg)
 
 
@@ -319,7 +353,7 @@ class StreamingPixelCurves(StreamingAUROC):
 
     def reset(self) -> None:
         super().reset()
-        self.pro_hist = np.zeros(self.num_bins, np.float64)
+        self.pro_hist = np.zeros(self.num_slots, np.float64)
         self.num_regions = 0
         self._keys: list = []  # idx * 2 + is_defect chunks
         self._pro_idx: list = []
@@ -337,7 +371,7 @@ class StreamingPixelCurves(StreamingAUROC):
         for score, mask in zip(scores, masks):
             idx = self._quantise(score)
             flat = mask.ravel()
-            key = idx.astype(np.int32 if self.num_bins < 2**30 else np.int64)
+            key = idx.astype(np.int32 if self.num_slots < 2**30 else np.int64)
             key *= 2
             key += flat
             self._keys.append(key)
@@ -358,14 +392,14 @@ class StreamingPixelCurves(StreamingAUROC):
     def _flush(self) -> None:
         if self._keys:
             keys = np.concatenate(self._keys)
-            hist = np.bincount(keys, minlength=2 * self.num_bins)
+            hist = np.bincount(keys, minlength=2 * self.num_slots)
             self.neg_hist += hist[0::2]
             self.pos_hist += hist[1::2]
         if self._pro_idx:
             self.pro_hist += np.bincount(
                 np.concatenate(self._pro_idx),
                 weights=np.concatenate(self._pro_w),
-                minlength=self.num_bins)
+                minlength=self.num_slots)
         self._keys, self._pro_idx, self._pro_w = [], [], []
         self._buffered = 0
 

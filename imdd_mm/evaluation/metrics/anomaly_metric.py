@@ -1,6 +1,7 @@
 # Copyright (c) imdd-mm contributors. Licensed under the Apache License 2.0.
 """Anomaly localisation metrics: P-AUROC, AUPRO, I-AUROC (Table 6)."""
 import logging
+import math
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
@@ -40,6 +41,9 @@ class AnomalyMetric(BaseMetric):
     mmdet's and mmseg's ``METRICS``; with mmseg samples (no
     ``gt_instances``) the ground truth is ``gt_sem_seg > 0`` (an ignore
     value 255 is rejected with an error).
+
+    Scores ``+inf`` / ``-inf`` rank above / below every finite score; a NaN
+    score is an error naming the image.
 
     Args:
         fpr_limit (float): AUPRO integration limit. Defaults to 0.3.
@@ -87,11 +91,22 @@ class AnomalyMetric(BaseMetric):
             score = to_numpy(field.get('data')).astype(np.float32)
             score = score.reshape(score.shape[-2:])
             mask = gt_defect_mask(sample, score.shape)
+            nan = np.isnan(score)
+            if nan.any():
+                y, x = (int(v) for v in np.argwhere(nan)[0])
+                raise ValueError(
+                    f'{sample_name(sample)}: pred_score_map has '
+                    f'{int(nan.sum())} NaN values (first at y={y}, x={x}); '
+                    'scores must be numbers (+inf / -inf rank highest / '
+                    'lowest)')
             image_score = sample.get('pred_image_score')
             if image_score is None:
                 image_score = float(score.max())
             elif hasattr(image_score, 'item'):
                 image_score = float(image_score.item())
+            if math.isnan(float(image_score)):
+                raise ValueError(f'{sample_name(sample)}: pred_image_score '
+                                 'is NaN')
             if self._pending is not None:
                 self._fold(self._pending)
             defective = is_defective(sample)

@@ -3,8 +3,9 @@
 # Convert first:
 #   python data_converters/convert.py mvtec_ad --root data/mvtec_ad/ --out-dir data/imdd/mvtec_ad/
 # Fit: train split (only `good` images); test: test split with masks.
-# Other categories: --cfg-options train_dataloader.dataset.file_prefix=cable/
-#   test_dataloader.dataset.file_prefix=cable/   (file_name = <category>/...)
+# Other categories: --cfg-options category=cable (tools/train.py and
+#   tools/test.py resolve '${category}' when the run starts; a value
+#   computed from `category` in a config would stay at the default).
 _base_ = ['./anomaly_coco.py']
 img_root = 'data/mvtec_ad/'
 ann_root = 'data/imdd/mvtec_ad/'
@@ -17,9 +18,9 @@ train_dataloader = dict(
     dataset=dict(
         data_prefix=dict(img=img_root),
         ann_file=ann_root + 'annotations/train.json',
-        file_prefix=category + '/'))
+        file_prefix='${category}/'))
 test_dataloader = dict(
     dataset=dict(
         data_prefix=dict(img=img_root),
         ann_file=ann_root + 'annotations/test.json',
-        file_prefix=category + '/'))
+        file_prefix='${category}/'))

@@ -3,8 +3,9 @@
 # Convert first:
 #   python data_converters/convert.py visa --root data/visa/ --out-dir data/imdd/visa/
 # Fit: normal images of the train split; test: test split with masks.
-# Other categories: --cfg-options train_dataloader.dataset.file_prefix=pcb1/
-#   test_dataloader.dataset.file_prefix=pcb1/   (file_name = <category>/...)
+# Other categories: --cfg-options category=cable (tools/train.py and
+#   tools/test.py resolve '${category}' when the run starts; a value
+#   computed from `category` in a config would stay at the default).
 _base_ = ['./anomaly_coco.py']
 img_root = 'data/visa/'
 ann_root = 'data/imdd/visa/'
@@ -17,9 +18,9 @@ train_dataloader = dict(
     dataset=dict(
         data_prefix=dict(img=img_root),
         ann_file=ann_root + 'annotations/train.json',
-        file_prefix=category + '/'))
+        file_prefix='${category}/'))
 test_dataloader = dict(
     dataset=dict(
         data_prefix=dict(img=img_root),
         ann_file=ann_root + 'annotations/test.json',
-        file_prefix=category + '/'))
+        file_prefix='${category}/'))

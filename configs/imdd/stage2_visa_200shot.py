@@ -1,0 +1,34 @@
+# Copyright (c) imdd-mm contributors. Licensed under the Apache License 2.0.
+# Stage 2 on visa fine-tuned on 200 defect images per class (paper Table 4,
+# §5.3.2), the same split files YOLOv8 reads
+# (configs/baselines/yolov8/_base_/datasets/visa.py):
+#   python data_converters/few_shot_split.py data/imdd/visa/annotations \
+#       --shots 200
+#   bash tools/dist_train.sh configs/imdd/stage2_visa_200shot.py 8 \
+#       --cfg-options model.stage1_checkpoint=work_dirs/stage1_imdd/epoch_100.pth
+# The tables count the training samples from train_200shot.json (classes
+# with fewer images have fewer; see its info.few_shot.per_class).
+_base_ = ['./stage2_visa.py']
+shots_ann_root = 'imdd/visa/annotations/'
+train_dataloader = dict(
+    dataset=dict(ann_file=shots_ann_root + 'train_200shot.json'))
+val_dataloader = dict(
+    dataset=dict(ann_file=shots_ann_root + 'val_200shot.json'))
+test_dataloader = dict(
+    dataset=dict(ann_file=shots_ann_root + 'test_200shot.json'))
+# the base's imdd-mm metrics beside COCO's (restated: a base variable
+# cannot be unpacked in a child config)
+imdd_metrics = [
+    dict(type='IMDDClassificationMetric'),
+    dict(type='MaskBoxDetectionMetric', box_mode='mask'),
+    dict(type='DefectSegMetric'),
+    dict(type='AnomalyMetric'),
+]
+val_evaluator, test_evaluator = ([
+    dict(
+        type='CocoMetric',
+        ann_file='data/' + shots_ann_root + f'{split}_200shot.json',
+        metric=['bbox', 'segm'],
+        format_only=False,
+        backend_args=None), *imdd_metrics
+] for split in ('val', 'test'))
