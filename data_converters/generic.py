@@ -64,8 +64,8 @@ import numpy as np
 
 from data_converters.base import (IMAGE_EXTS, BaseConverter,
                                   ConversionError, ImageRecord, Instance,
-                                  probe_image, read_mask, register_converter)
-from data_converters.neu_det import parse_voc_xml
+                                  parse_voc_xml, probe_image, read_mask,
+                                  register_converter)
 
 SPLIT_ALIASES = {'train': 'train', 'val': 'val', 'valid': 'val',
                  'validation': 'val', 'test': 'test'}

@@ -1,6 +1,7 @@
 # Copyright (c) imdd-mm contributors. Licensed under the Apache License 2.0.
-"""Converters of the public IMDD-1M source datasets (paper Table 2) that are
-not in ``data_converters/`` itself.
+"""Converters of the public IMDD-1M source datasets (paper Table 2); every
+source converter lives here (``data_converters/`` holds the framework and
+the generic, config-driven converters).
 
 ``data_converters.base.import_all_converters`` imports this package like any
 converter module; importing it registers every converter below under its
@@ -24,9 +25,12 @@ tianchi_aluminum   Tianchi / Guangdong aluminium profile defects
 tianchi_fabric     Tianchi / Guangdong fabric defects (anno_train.json)
 gc10_det           GC10-DET steel surface defects (VOC boxes)
 steel_pipe_weld    steel pipe weld defects (VOC or YOLO, generic reuse)
+magnetic_tile      Magnetic Tile (folder per class, masks beside images)
+neu_det            NEU-DET (Pascal VOC boxes, class per XML object)
+elpv               ELPV solar cells (labels.csv defect probabilities)
 =================  ====================================================
 """
-from . import (btad, dagm2007, deeppcb, gc10_det, kolektorsdd,  # noqa: F401
-               kolektorsdd2, mvtec_ad, mvtec_ad2, pcb, sdnet2018,
-               steel_pipe_weld, tianchi_aluminum, tianchi_fabric, visa,
-               wm811k)
+from . import (btad, dagm2007, deeppcb, elpv, gc10_det,  # noqa: F401
+               kolektorsdd, kolektorsdd2, magnetic_tile, mvtec_ad, mvtec_ad2,
+               neu_det, pcb, sdnet2018, steel_pipe_weld, tianchi_aluminum,
+               tianchi_fabric, visa, wm811k)
