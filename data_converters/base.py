@@ -74,6 +74,7 @@ annotations carry ``attributes`` (e.g. ``difficult``, ``box_only``).
 Image ids are 1..N over all splits in ``file_name`` order, annotation ids
 1..M in image order, so splits of one conversion never share ids.
 """
+import gc
 import json
 import math
 import multiprocessing as mp
@@ -300,22 +301,62 @@ def read_image(path: PathLike, flags: int = cv2.IMREAD_UNCHANGED
     return img
 
 
+_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def jpeg_size(data: bytes) -> Optional[Tuple[int, int]]:
+    """``(height, width)`` from a JPEG's start-of-frame header, or None
+    when no well-formed SOF segment is found."""
+    i, n = 2, len(data)
+    while i + 4 <= n:
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in (0x01, ) or 0xD0 <= marker <= 0xD7:
+            i += 2
+            continue
+        seg = (data[i + 2] << 8) | data[i + 3]
+        if marker in _SOF_MARKERS:
+            if seg < 7 or i + 9 > n:
+                return None
+            h = (data[i + 5] << 8) | data[i + 6]
+            w = (data[i + 7] << 8) | data[i + 8]
+            return (h, w) if h and w else None
+        if marker == 0xDA:  # scan data before any frame header
+            return None
+        i += 2 + seg
+    return None
+
+
 def probe_image(path: PathLike) -> Tuple[int, int]:
     """Validate an image file completely and return its ``(height, width)``.
 
-    The cheapest full decode: truncation is checked on the raw bytes, then
-    the whole file is decoded (JPEGs to luma only - every entropy-coded
-    block is still decoded, colour conversion is skipped). Use it where a
-    converter needs the size and a sound file, not the pixels.
+    The cheapest full check: truncation is checked on the raw bytes, then
+    the whole file is decoded. A JPEG is decoded to luma at 1/8 scale
+    (libjpeg's DCT scaling: every entropy-coded block of the file is still
+    Huffman-decoded, only the inverse DCT and colour conversion shrink) and
+    its size is read from the frame header, cross-checked against the
+    decoded size; other formats are decoded fully. Use it where a converter
+    needs the size and a sound file, not the pixels.
 
     Raises:
         ConversionError: missing, unreadable, empty, truncated or corrupt.
     """
     data = _read_bytes(path)
     _check_complete(path, data)
-    flags = cv2.IMREAD_GRAYSCALE if data[:2] == b'\xff\xd8' \
-        else cv2.IMREAD_UNCHANGED
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    buf = np.frombuffer(data, np.uint8)
+    if data[:2] == b'\xff\xd8':
+        hw = jpeg_size(data)
+        img = cv2.imdecode(buf, cv2.IMREAD_REDUCED_GRAYSCALE_8)
+        if img is not None and hw is not None and img.shape[:2] == (
+                -(-hw[0] // 8), -(-hw[1] // 8)):
+            return int(hw[0]), int(hw[1])
+        img = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)  # odd header: decode
+    else:
+        img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     if img is None or img.size == 0:
         raise ConversionError(path, 'corrupt or unsupported image (cannot '
                               'be decoded)')
@@ -358,7 +399,8 @@ def parse_voc_xml(path, classes=None) -> Tuple[Tuple[int, int], list]:
         {'difficult': int, 'truncated': int}), ...])
     """
     try:
-        root = ET.parse(str(path)).getroot()
+        with open(path, 'rb') as f:
+            root = ET.fromstring(f.read())
     except FileNotFoundError:
         raise ConversionError(path, 'missing annotation file') from None
     except (ET.ParseError, OSError) as e:
@@ -806,11 +848,18 @@ def _map(converter: BaseConverter, items: List[Any], nproc: int, skip: bool,
             methods = mp.get_all_start_methods()
             ctx = mp.get_context('fork' if 'fork' in methods else None)
             chunk = _chunksize(len(items), nproc)
-            with ctx.Pool(nproc, initializer=_init_worker,
-                          initargs=(converter, skip)) as pool:
-                for r in pool.imap(_work, items, chunksize=chunk):
-                    results.append(r)
-                    bar.update(1)
+            # forked workers inherit this process's heap (torch, mmdet,
+            # taxonomy ...; ~1 GB): frozen, a full collection in a worker
+            # never walks (and copy-on-write copies) it
+            gc.freeze()
+            try:
+                with ctx.Pool(nproc, initializer=_init_worker,
+                              initargs=(converter, skip)) as pool:
+                    for r in pool.imap(_work, items, chunksize=chunk):
+                        results.append(r)
+                        bar.update(1)
+            finally:
+                gc.unfreeze()
     finally:
         bar.close()
     return results
