@@ -73,29 +73,23 @@ class NEUDETConverter(BaseConverter):
                    for d in (PAIRS[0][0], PAIRS[1][0]) + KAGGLE_SPLITS) \
                 and os.path.isdir(os.path.join(self.root, 'NEU-DET')):
             base = 'NEU-DET/'
+        folders = [(base + i, base + a) for i, a in PAIRS]  # as published
+        for sub in KAGGLE_SPLITS:  # Kaggle: <split>/images/<class>/
+            d = os.path.join(self.root, base + sub, 'images')
+            if os.path.isdir(d):
+                folders += [(f'{base}{sub}/images/{c}',
+                             f'{base}{sub}/annotations')
+                            for c in sorted(os.listdir(d))]
         items = []
-        for img_dir, ann_dir in PAIRS:  # the published layout
-            d = os.path.join(self.root, base + img_dir)
+        for img_dir, ann_dir in folders:
+            d = os.path.join(self.root, img_dir)
             if not os.path.isdir(d):
                 continue
             for name in sorted(os.listdir(d)):
                 stem, ext = os.path.splitext(name)
                 if ext.lower() in _EXTS:
-                    items.append((f'{base}{img_dir}/{name}',
-                                  f'{base}{ann_dir}/{stem}.xml'))
-        for sub in KAGGLE_SPLITS:  # Kaggle: <split>/images/<class>/
-            d = os.path.join(self.root, base + sub, 'images')
-            if not os.path.isdir(d):
-                continue
-            for cls in sorted(os.listdir(d)):
-                cd = os.path.join(d, cls)
-                if not os.path.isdir(cd):
-                    continue
-                for name in sorted(os.listdir(cd)):
-                    stem, ext = os.path.splitext(name)
-                    if ext.lower() in _EXTS:
-                        items.append((f'{base}{sub}/images/{cls}/{name}',
-                                      f'{base}{sub}/annotations/{stem}.xml'))
+                    items.append((f'{img_dir}/{name}',
+                                  f'{ann_dir}/{stem}.xml'))
         if not items:
             raise ConversionError(self.root, 'no images in IMAGES/, '
                                   'Validation_Images/ or {train,validation}/'
