@@ -12,13 +12,13 @@ SOURCE             dataset
 =================  ====================================================
 mvtec_ad           MVTec AD (15 categories, pixel masks)
 mvtec_ad2          MVTec AD 2 (8 categories, public test split)
-visa               VisA (12 categories, split_csv/1cls.csv, label maps)
+visa               VisA (12 objects, 78 id2class defect classes, split_csv)
 btad               BTAD (3 products, pixel masks)
 kolektorsdd        KolektorSDD (commutators, pixel masks)
 kolektorsdd2       KolektorSDD2 (pixel masks, train/test)
-dagm2007           DAGM 2007 (10 texture classes, ellipse masks)
+dagm2007           DAGM 2007 (10 textures, ellipse masks; nested/Kaggle)
 pcb                PKU PCB defects (Huang & Wei, VOC boxes)
-deeppcb            DeepPCB (boxes x1,y1,x2,y2,type, test/trainval lists)
+deeppcb            DeepPCB (boxes x1,y1,x2,y2,type; _temp.jpg = normal)
 wm811k             WM-811K wafer maps (LSWMD.pkl, rendered to PNG)
 sdnet2018          SDNET2018 (concrete deck/wall/pavement, image labels)
 tianchi_aluminum   Tianchi / Guangdong aluminium profile defects
