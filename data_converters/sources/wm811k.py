@@ -38,8 +38,9 @@ Python-2 pickle written by pandas < 0.20: it references the long-gone
 modules ``pandas.indexes.*`` (and index classes such as ``Int64Index``) and
 its byte strings need ``encoding='latin1'``; ``pd.read_pickle`` of pandas
 3 no longer maps them. :func:`load_legacy_pickle` reads it with an
-unpickler that maps the old module paths onto the current ones (on top of
-pandas' own compatibility table). :func:`iter_wafer_rows` accepts any
+unpickler that maps the old module paths onto the current ones, on top of
+pandas' own compatibility unpickler (which still restores the "0.14.1"
+BlockManager state such pickles hold). :func:`iter_wafer_rows` accepts any
 iterable of rows, so other exports can reuse the renderer.
 
 Licence: free for research use with citation (MIR lab, National Taiwan
@@ -95,6 +96,7 @@ def render_wafer(wafer: np.ndarray) -> bytes:
 
 #: Module paths of pandas < 0.20 (Python-2 era pickles) -> current ones.
 LEGACY_MODULES = {
+    'pandas.core.index': 'pandas.core.indexes.base',
     'pandas.indexes.base': 'pandas.core.indexes.base',
     'pandas.indexes.range': 'pandas.core.indexes.range',
     'pandas.indexes.numeric': 'pandas.core.indexes.base',

@@ -52,9 +52,21 @@ def test_steel_pipe_weld_yolo_id_order(tmp_path):
 # --------------------------------------------------------------------------
 # WM-811K: the Python-2 pickle of pandas < 0.20
 # --------------------------------------------------------------------------
+class _As0_19:
+    """An object as pandas 0.19 pickled it (protocol 2: ``NEWOBJ`` of
+    ``cls`` + ``BUILD`` of ``state``)."""
+
+    def __init__(self, cls, state):
+        self.cls, self.state = cls, state
+
+    @property
+    def __class__(self):
+        return self.cls
+
+
 class _Py2Pickler(pickle._Pickler):
-    """Writes ``bytes`` as Python-2 ``str`` opcodes (what LSWMD.pkl holds:
-    numpy buffers that need ``encoding='latin1'``)."""
+    """Writes what Python 2 wrote: ``bytes`` as ``str`` opcodes (numpy
+    buffers that need ``encoding='latin1'``), old-style objects."""
     dispatch = dict(pickle._Pickler.dispatch)
 
     def save_bytes(self, obj):
@@ -67,17 +79,49 @@ class _Py2Pickler(pickle._Pickler):
 
     dispatch[bytes] = save_bytes
 
+    def reducer_override(self, obj):
+        import copyreg
+        if isinstance(obj, _As0_19):
+            return (copyreg.__newobj__, (obj.cls, ), obj.state)
+        return NotImplemented
 
-def _legacy_pickle(frame) -> bytes:
+
+def _lswmd_0_19(rows) -> bytes:
+    """A DataFrame pickled the way LSWMD.pkl is: Python 2, pandas 0.19
+    (``pandas.indexes.*`` modules, the "0.14.1" BlockManager state)."""
     import io
+
+    import pandas as pd
+    from pandas.core.indexes.base import _new_Index
+    from pandas.core.internals import BlockManager
+    names = list(rows[0])
+    values = np.empty((len(names), len(rows)), object)
+    for j, row in enumerate(rows):
+        for i, c in enumerate(names):
+            values[i, j] = row[c]
+    axes = [_new_Index(pd.Index, {'data': np.array(names, object),
+                                  'name': None}),
+            pd.RangeIndex(0, len(rows))]
+    mgr = _As0_19(BlockManager, ([], [], [], {'0.14.1': {
+        'axes': axes,
+        'blocks': [{'values': values, 'mgr_locs': np.arange(len(names))}]
+    }}))
+    frame = _As0_19(pd.DataFrame, {'_data': mgr, '_typ': 'dataframe',
+                                   '_metadata': []})
     buf = io.BytesIO()
     _Py2Pickler(buf, protocol=2).dump(frame)
     data = buf.getvalue()
-    # the module paths of pandas < 0.20
-    data = data.replace(b'cpandas.core.indexes.base\n',
-                        b'cpandas.indexes.base\n')
-    data = data.replace(b'cpandas.core.indexes.range\n',
-                        b'cpandas.indexes.range\n')
+    for new, old in ((b'cpandas.core.indexes.base\n', b'cpandas.indexes.base\n'),
+                     (b'cpandas.core.indexes.range\n',
+                      b'cpandas.indexes.range\n'),
+                     (b'cpandas\nIndex\n', b'cpandas.indexes.base\nIndex\n'),
+                     (b'cpandas\nRangeIndex\n',
+                      b'cpandas.indexes.range\nRangeIndex\n'),
+                     (b'cpandas\nDataFrame\n',
+                      b'cpandas.core.frame\nDataFrame\n'),
+                     (b'cnumpy._core.multiarray\n',
+                      b'cnumpy.core.multiarray\n')):
+        data = data.replace(new, old)
     return data
 
 
@@ -86,17 +130,17 @@ def test_wm811k_reads_python2_pandas_pickle(tmp_path):
     from tests.test_data_converters.test_sources_misc import _wafer_rows
     rows = _wafer_rows()
     rows[0]['waferMap'] = np.full((20, 25), 2, np.uint8)  # non-ASCII bytes
-    frame = pd.DataFrame(rows)
-    data = _legacy_pickle(frame)
-    assert b'pandas.indexes.' in data and b'pandas.core.indexes' not in data
-    with pytest.raises((ModuleNotFoundError, UnicodeDecodeError)):
-        pickle.loads(data)  # what a plain reader meets
+    data = _lswmd_0_19(rows)
+    assert b'cpandas.indexes.base\n' in data
+    assert b'pandas.core.indexes' not in data
     root = tmp_path / 'wm'
     root.mkdir()
     (root / 'LSWMD.pkl').write_bytes(data)
+    with pytest.raises(ModuleNotFoundError, match='pandas.indexes'):
+        pd.read_pickle(root / 'LSWMD.pkl')  # what pandas 3 alone does
     from data_converters.sources.wm811k import load_legacy_pickle
     back = load_legacy_pickle(root / 'LSWMD.pkl')
-    assert list(back.columns) == list(frame.columns)
+    assert list(back.columns) == list(rows[0]) and len(back) == len(rows)
     assert np.array_equal(back['waferMap'][0], rows[0]['waferMap'])
     cocos = convert('wm811k', root, tmp_path / 'out')
     assert count(cocos) == 4 and count(cocos, normal=True) == 1
