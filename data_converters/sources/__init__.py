@@ -12,6 +12,9 @@ SOURCE             dataset
 =================  ====================================================
 mvtec_ad           MVTec AD (15 categories, pixel masks)
 mvtec_ad2          MVTec AD 2 (8 categories, public test split)
+magnetic_tile      Magnetic Tile (folder per class, masks beside images)
+neu_det            NEU-DET (Pascal VOC boxes, class per XML object)
+elpv               ELPV solar cells (labels.csv defect probabilities)
 visa               VisA (12 objects, 78 id2class defect classes, split_csv)
 btad               BTAD (3 products, pixel masks)
 kolektorsdd        KolektorSDD (commutators, pixel masks)
@@ -25,12 +28,10 @@ tianchi_aluminum   Tianchi / Guangdong aluminium profile defects
 tianchi_fabric     Tianchi / Guangdong fabric defects (anno_train.json)
 gc10_det           GC10-DET steel surface defects (VOC boxes)
 steel_pipe_weld    steel pipe weld defects (VOC or YOLO, generic reuse)
-magnetic_tile      Magnetic Tile (folder per class, masks beside images)
-neu_det            NEU-DET (Pascal VOC boxes, class per XML object)
-elpv               ELPV solar cells (labels.csv defect probabilities)
 =================  ====================================================
 """
-from . import (btad, dagm2007, deeppcb, elpv, gc10_det,  # noqa: F401
-               kolektorsdd, kolektorsdd2, magnetic_tile, mvtec_ad, mvtec_ad2,
-               neu_det, pcb, sdnet2018, steel_pipe_weld, tianchi_aluminum,
-               tianchi_fabric, visa, wm811k)
+from . import elpv, magnetic_tile, neu_det  # noqa: F401  (moved here)
+from . import (btad, dagm2007, deeppcb, gc10_det, kolektorsdd,  # noqa: F401
+               kolektorsdd2, mvtec_ad, mvtec_ad2, pcb, sdnet2018,
+               steel_pipe_weld, tianchi_aluminum, tianchi_fabric, visa,
+               wm811k)
