@@ -42,9 +42,10 @@ Conversion:
   object: every distinct non-zero value is one instance of its own class
   (regions of different classes are never merged; the value is kept in
   ``attributes['mask_value']``). ``image_label`` is the class when the
-  image holds one class only, else None. A value the table does not know, or a missing, empty or
-  wrongly sized mask, is an error naming the mask. An object missing from
-  the table falls back to one category ``"<object>/anomaly"``.
+  image holds one class only, else None. A value the table does not know,
+  or a missing, empty or wrongly sized mask, is an error naming the mask.
+  An object missing from the table falls back to one category
+  ``"<object>/anomaly"``.
 * ``image_anno.csv``'s free-text defect description(s) of an image are kept
   in the COCO image's ``attributes['defect_labels']`` (list of str).
 

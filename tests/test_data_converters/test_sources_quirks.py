@@ -111,7 +111,8 @@ def _lswmd_0_19(rows) -> bytes:
     buf = io.BytesIO()
     _Py2Pickler(buf, protocol=2).dump(frame)
     data = buf.getvalue()
-    for new, old in ((b'cpandas.core.indexes.base\n', b'cpandas.indexes.base\n'),
+    for new, old in ((b'cpandas.core.indexes.base\n',
+                      b'cpandas.indexes.base\n'),
                      (b'cpandas.core.indexes.range\n',
                       b'cpandas.indexes.range\n'),
                      (b'cpandas\nIndex\n', b'cpandas.indexes.base\nIndex\n'),
