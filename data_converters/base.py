@@ -11,11 +11,11 @@ worker processes). Everything else - validation, RLE encoding, boxes, areas,
 taxonomy fields, captions and nouns, ids, seeded splits, parallelism, the
 ``--on-error`` policy and atomic, byte-identical writing - is done here.
 
-How to add a converter (one module in ``data_converters/`` or
-``data_converters/sources/``; ``convert.py`` imports every module of the
-package, so nothing else needs editing)::
+How to add a converter (one module in ``data_converters/sources/``, listed
+in its ``__init__``; ``convert.py`` imports every module of the package, so
+nothing else needs editing)::
 
-    # data_converters/my_source.py
+    # data_converters/sources/my_source.py
     from data_converters.base import (BaseConverter, ConversionError,
                                       ImageRecord, Instance, probe_image,
                                       read_mask, register_converter)
@@ -54,7 +54,10 @@ Set ``ImageRecord.split`` when the source has native splits (then set
 Record conventions:
 
 * ``file_name`` is relative to ``--root`` (POSIX separators); images are never
-  copied.
+  copied. No output file records where ``--root`` was: the output is
+  relocatable, and the dataset root is given at train time (``data_root`` /
+  ``data_prefix=dict(img=...)`` of the datasets, ``--image-root`` of the
+  corpus builder).
 * A defect-free image has ``is_normal=True`` and no instances - never a
   "good" class. ``image_label`` is a source class name for images whose class
   is known at image level (folder-per-class, classification-only sources).
@@ -71,6 +74,7 @@ annotations carry ``attributes`` (e.g. ``difficult``, ``box_only``).
 Image ids are 1..N over all splits in ``file_name`` order, annotation ids
 1..M in image order, so splits of one conversion never share ids.
 """
+import gc
 import json
 import math
 import multiprocessing as mp
@@ -78,6 +82,7 @@ import os
 import os.path as osp
 import random
 import tempfile
+import xml.etree.ElementTree as ET
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,6 +98,7 @@ __all__ = [
     'read_image', 'probe_image', 'read_mask', 'mask_to_rle', 'rle_to_mask',
     'rle_area', 'rle_bbox', 'box_to_polygon', 'stratified_split',
     'atomic_write_text', 'atomic_write_json', 'dumps_json', 'run_conversion',
+    'parse_voc_xml',
     'import_all_converters', 'IMAGE_EXTS', 'SPLIT_ORDER', 'DEFAULT_RATIOS'
 ]
 
@@ -295,22 +301,62 @@ def read_image(path: PathLike, flags: int = cv2.IMREAD_UNCHANGED
     return img
 
 
+_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def jpeg_size(data: bytes) -> Optional[Tuple[int, int]]:
+    """``(height, width)`` from a JPEG's start-of-frame header, or None
+    when no well-formed SOF segment is found."""
+    i, n = 2, len(data)
+    while i + 4 <= n:
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in (0x01, ) or 0xD0 <= marker <= 0xD7:
+            i += 2
+            continue
+        seg = (data[i + 2] << 8) | data[i + 3]
+        if marker in _SOF_MARKERS:
+            if seg < 7 or i + 9 > n:
+                return None
+            h = (data[i + 5] << 8) | data[i + 6]
+            w = (data[i + 7] << 8) | data[i + 8]
+            return (h, w) if h and w else None
+        if marker == 0xDA:  # scan data before any frame header
+            return None
+        i += 2 + seg
+    return None
+
+
 def probe_image(path: PathLike) -> Tuple[int, int]:
     """Validate an image file completely and return its ``(height, width)``.
 
-    The cheapest full decode: truncation is checked on the raw bytes, then
-    the whole file is decoded (JPEGs to luma only - every entropy-coded
-    block is still decoded, colour conversion is skipped). Use it where a
-    converter needs the size and a sound file, not the pixels.
+    The cheapest full check: truncation is checked on the raw bytes, then
+    the whole file is decoded. A JPEG is decoded to luma at 1/8 scale
+    (libjpeg's DCT scaling: every entropy-coded block of the file is still
+    Huffman-decoded, only the inverse DCT and colour conversion shrink) and
+    its size is read from the frame header, cross-checked against the
+    decoded size; other formats are decoded fully. Use it where a converter
+    needs the size and a sound file, not the pixels.
 
     Raises:
         ConversionError: missing, unreadable, empty, truncated or corrupt.
     """
     data = _read_bytes(path)
     _check_complete(path, data)
-    flags = cv2.IMREAD_GRAYSCALE if data[:2] == b'\xff\xd8' \
-        else cv2.IMREAD_UNCHANGED
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    buf = np.frombuffer(data, np.uint8)
+    if data[:2] == b'\xff\xd8':
+        hw = jpeg_size(data)
+        img = cv2.imdecode(buf, cv2.IMREAD_REDUCED_GRAYSCALE_8)
+        if img is not None and hw is not None and img.shape[:2] == (
+                -(-hw[0] // 8), -(-hw[1] // 8)):
+            return int(hw[0]), int(hw[1])
+        img = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)  # odd header: decode
+    else:
+        img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     if img is None or img.size == 0:
         raise ConversionError(path, 'corrupt or unsupported image (cannot '
                               'be decoded)')
@@ -336,6 +382,61 @@ def read_mask(path: PathLike,
             path, f'mask size {m.shape[1]}x{m.shape[0]} (WxH) differs from '
             f'image size {image_hw[1]}x{image_hw[0]}')
     return m > threshold
+
+
+def _voc_text(node, tag: str, path) -> str:
+    v = node.findtext(tag)
+    if v is None or not v.strip():
+        raise ConversionError(path, f'missing <{tag}>')
+    return v.strip()
+
+
+def parse_voc_xml(path, classes=None) -> Tuple[Tuple[int, int], list]:
+    """Parse a Pascal VOC XML file.
+
+    Returns:
+        ((width, height) or (0, 0) if absent, [(name, [x, y, w, h],
+        {'difficult': int, 'truncated': int}), ...])
+    """
+    try:
+        with open(path, 'rb') as f:
+            root = ET.fromstring(f.read())
+    except FileNotFoundError:
+        raise ConversionError(path, 'missing annotation file') from None
+    except (ET.ParseError, OSError) as e:
+        raise ConversionError(path, f'cannot parse XML ({e})') from None
+    size = root.find('size')
+    wh = (0, 0)
+    if size is not None and size.findtext('width'):
+        try:
+            wh = (int(float(_voc_text(size, 'width', path))),
+                  int(float(_voc_text(size, 'height', path))))
+        except ValueError:
+            raise ConversionError(path, 'invalid <size>') from None
+    objs = []
+    for k, obj in enumerate(root.findall('object')):
+        name = _voc_text(obj, 'name', path)
+        if classes is not None and name not in classes:
+            raise ConversionError(path, f'unknown class name {name!r} '
+                                  f'(object {k})')
+        box = obj.find('bndbox')
+        if box is None:
+            raise ConversionError(path, f'object {k} has no <bndbox>')
+        try:
+            x0, y0, x1, y1 = (float(_voc_text(box, t, path))
+                              for t in ('xmin', 'ymin', 'xmax', 'ymax'))
+        except ValueError:
+            raise ConversionError(path, f'object {k}: non-numeric box') \
+                from None
+        if x1 <= x0 or y1 <= y0:
+            raise ConversionError(path, f'object {k}: degenerate box '
+                                  f'{[x0, y0, x1, y1]}')
+        attrs = {}
+        for t in ('difficult', 'truncated'):
+            v = obj.findtext(t)
+            attrs[t] = int(float(v.strip())) if v and v.strip() else 0
+        objs.append((name, [x0, y0, x1 - x0, y1 - y0], attrs))
+    return wh, objs
 
 
 def mask_to_rle(mask: np.ndarray) -> Dict[str, Any]:
@@ -489,12 +590,19 @@ class BaseConverter:
             this order. Converters whose classes come from ``config`` or the
             data set ``self.classes`` in ``__init__``.
         native_splits (bool): True when ``ImageRecord.split`` is set.
+
+    Attribute a converter may fill in :meth:`scan`:
+        scan_report (list[dict]): ``{'path', 'reason', 'item'}`` entries of
+            inputs the scan left out on purpose (e.g. byte-identical
+            duplicates); written to ``OUT/skipped.json`` with the skipped
+            items in either ``--on-error`` mode.
     """
     name: str = ''
     license: str = 'unknown'
     reference: str = ''
     classes: Tuple[str, ...] = ()
     native_splits: bool = False
+    scan_report: List[Dict[str, str]] = []
 
     def __init__(self, root: PathLike,
                  config: Optional[Dict[str, Any]] = None) -> None:
@@ -740,11 +848,18 @@ def _map(converter: BaseConverter, items: List[Any], nproc: int, skip: bool,
             methods = mp.get_all_start_methods()
             ctx = mp.get_context('fork' if 'fork' in methods else None)
             chunk = _chunksize(len(items), nproc)
-            with ctx.Pool(nproc, initializer=_init_worker,
-                          initargs=(converter, skip)) as pool:
-                for r in pool.imap(_work, items, chunksize=chunk):
-                    results.append(r)
-                    bar.update(1)
+            # forked workers inherit this process's heap (torch, mmdet,
+            # taxonomy ...; ~1 GB): frozen, a full collection in a worker
+            # never walks (and copy-on-write copies) it
+            gc.freeze()
+            try:
+                with ctx.Pool(nproc, initializer=_init_worker,
+                              initargs=(converter, skip)) as pool:
+                    for r in pool.imap(_work, items, chunksize=chunk):
+                        results.append(r)
+                        bar.update(1)
+            finally:
+                gc.unfreeze()
     finally:
         bar.close()
     return results
@@ -770,6 +885,10 @@ def run_conversion(converter: BaseConverter,
         raise ValueError(f'on_error must be raise or skip, got {on_error!r}')
     skip = on_error == 'skip'
     items = list(converter.scan())
+    if not items:
+        raise ConversionError(converter.root, f'{converter.name}: no images '
+                              'found (is this the layout the converter '
+                              'documents?)')
     # taxonomy, vocabulary and category metadata are loaded here, once,
     # before the workers fork (they inherit them instead of re-importing)
     from imdd_mm.vocab import extract_nouns
@@ -779,9 +898,16 @@ def run_conversion(converter: BaseConverter,
         converter._meta(c)
     converter._meta(None)
     results = _map(converter, items, int(nproc), skip, progress)
-    skipped = sorted((r['skipped'] for r in results if 'skipped' in r),
+    skipped = sorted([r['skipped'] for r in results if 'skipped' in r]
+                     + [dict(s) for s in converter.scan_report],
                      key=lambda s: (s['path'], s['reason']))
     done = [r for r in results if 'skipped' not in r]
+    if not done:
+        first = '; '.join(f'{s["path"]}: {s["reason"]}'
+                          for s in skipped[:3])
+        raise ConversionError(converter.root, f'nothing converted: all '
+                              f'{len(items)} item(s) were skipped ({first}'
+                              f'{" ..." if len(skipped) > 3 else ""})')
     done.sort(key=lambda r: r['image']['file_name'])
     names = [r['image']['file_name'] for r in done]
     if len(set(names)) != len(names):
@@ -826,12 +952,11 @@ def run_conversion(converter: BaseConverter,
                 'annotations': anns_by_split.get(sp, []),
                 'categories': cats}
         texts[f'annotations/{sp}.json'] = dumps_json(coco) + '\n'
-    root_abs = osp.abspath(str(converter.root))
     lines = []
-    for r in done:
+    for r in done:  # relocatable: no path of this machine, only file_name
         im = r['image']
         lines.append(dumps_json({
-            'file_name': im['file_name'], 'image_root': root_abs,
+            'file_name': im['file_name'],
             'caption': im['caption'], 'nouns': im['caption_nouns'],
             'source': converter.name, 'split': im['split'],
             'is_normal': im['is_normal'], 'width': im['width'],

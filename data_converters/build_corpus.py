@@ -66,8 +66,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         nargs='*',
         default=[],
         metavar='NAME=DIR',
-        help='override the image root of an input (default: the image_root '
-        'recorded in its captions.jsonl)')
+        help='dataset root of an input (the --root it was converted from; '
+        'converter outputs do not record it)')
     parser.add_argument(
         '--no-instances',
         action='store_true',

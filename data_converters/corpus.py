@@ -6,8 +6,9 @@ Input: one or more converter output folders (``convert.py ... --out-dir``)::
     OUT/
     ├── annotations/<split>.json   COCO instances (images carry caption,
     │                              caption_nouns, is_normal, source, ...)
-    ├── captions.jsonl             one line per image (its ``image_root`` is
-    │                              where ``file_name`` is relative to)
+    ├── captions.jsonl             one line per image (``file_name`` is
+    │                              relative to the dataset root, given as
+    │                              ``image_root`` / ``--image-root``)
     └── categories.json            categories with taxonomy fields (imdd_id)
 
 Output (``--out-dir CORPUS``)::
@@ -26,7 +27,7 @@ One shard line (the ``captions.jsonl`` fields of docs/DESIGN.md plus ids and
 instances)::
 
     {"id": 17, "file_name": "bottle/test/broken_large/000.png",
-     "image_root": "/data/mvtec_ad", "width": 900, "height": 900,
+     "image_root": "../mvtec_ad", "width": 900, "height": 900,
      "caption": "...", "nouns": ["bottle", "glass", ...], "source": "mvtec_ad",
      "split": "test", "is_normal": false, "image_label": null,
      "sha256": "...", "original_id": 3, "original_path": "...",
@@ -57,6 +58,9 @@ Properties:
 * **Atomic, deterministic**: every shard is written to a temporary file and
   ``os.replace``-d; the index is written last; no timestamps or absolute
   temporary paths end up in the output, so a rerun gives byte-identical files.
+* **Relocatable**: each record's ``image_root`` is its dataset root relative
+  to the corpus folder, so the corpus and the data move together
+  (``IMDDCorpusDataset(img_roots=...)`` points sources elsewhere).
 * **Few-shot sampler**: ``N`` images per class, seeded. The class of an image
   is its ``image_label``, else the category of its largest instance; normal
   images form the class ``'normal'`` (sampled only on request). Within a class
@@ -268,8 +272,10 @@ class CorpusInput:
     Args:
         out_dir: the converter's ``--out-dir``.
         name: name used by exclusion specs; defaults to the folder name.
-        image_root: where ``file_name`` is relative to; defaults to the
-            ``image_root`` of the first line of ``captions.jsonl`` (relative
+        image_root: where ``file_name`` is relative to: the dataset root
+            (the converter's ``--root``). Converter outputs do not record it
+            (they are relocatable); only files that carry an ``image_root``
+            (older outputs) default to that of their first line (relative
             roots are taken relative to ``out_dir``).
         splits: splits to read (default: every ``annotations/*.json``,
             in the order train, val, test, then others by name).
@@ -318,6 +324,16 @@ class CorpusInput:
         return osp.join(self.out_dir, 'annotations', f'{split}.json')
 
 
+def _relative_root(root: str, corpus_dir: str) -> str:
+    """``root`` relative to the corpus folder (POSIX), so corpus and data
+    can move together; absolute only where no relative path exists."""
+    try:
+        return osp.relpath(root, osp.abspath(corpus_dir)).replace(os.sep,
+                                                                  '/')
+    except ValueError:  # another drive (Windows)
+        return root
+
+
 def _image_root_from_captions(out_dir: str) -> str:
     path = osp.join(out_dir, 'captions.jsonl')
     try:
@@ -330,8 +346,10 @@ def _image_root_from_captions(out_dir: str) -> str:
                     break
     except FileNotFoundError:
         pass
-    raise ValueError(f'{path}: cannot determine the image root (no '
-                     '"image_root" in captions.jsonl); pass image_root')
+    raise ValueError(f'{path}: converter outputs do not record where their '
+                     "images are: give the dataset root (the converter's "
+                     '--root) as image_root / --image-root '
+                     f'{osp.basename(out_dir.rstrip(os.sep))}=DIR')
 
 
 @dataclass
@@ -880,6 +898,9 @@ def build_corpus(inputs: Sequence[Union[CorpusInput, str]],
                         st['written'] += 1
                         st['normal'] += int(rec['is_normal'])
                         st['instances'] += len(rec.get('instances') or ())
+                        # relocatable: the root relative to the corpus
+                        rec['image_root'] = _relative_root(
+                            rec['image_root'], out_dir)
                         shard_writer.write(rec)
                     if pbar is not None:
                         pbar.update(len(block))

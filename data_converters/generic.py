@@ -77,9 +77,8 @@ import numpy as np
 
 from data_converters.base import (IMAGE_EXTS, BaseConverter,
                                   ConversionError, ImageRecord, Instance,
-                                  probe_image, read_image, read_mask,
-                                  register_converter)
-from data_converters.neu_det import parse_voc_xml
+                                  parse_voc_xml, probe_image, read_image,
+                                  read_mask, register_converter)
 
 #: Folder names that are layout, not defect classes (refused as classes
 #: unless the config lists them in ``classes``).

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from data_converters.base import (IMAGE_EXTS, ConversionError, Instance,
-                                  read_image, read_mask)
+                                  probe_image, read_image, read_mask)
 
 
 def rel_posix(root: Path, path: Path) -> str:
@@ -54,9 +54,8 @@ def find_by_stem(folder: Path, stem: str,
 
 
 def image_size(path: Path) -> Tuple[int, int]:
-    """(height, width) of a fully decoded, validated image."""
-    img = read_image(path)
-    return int(img.shape[0]), int(img.shape[1])
+    """(height, width) of a fully validated image (:func:`probe_image`)."""
+    return probe_image(path)
 
 
 def mask_instances(mask_path: Path, category: str, hw: Tuple[int, int],

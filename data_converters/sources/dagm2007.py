@@ -14,6 +14,11 @@ Expected input tree (the HCI Heidelberg release)::
     │   └── Test/  (same layout)
     ├── Class2/ ... Class10/
 
+Also read: the nested copies ``Class1/Class1/{Train,Test}/...`` (archive
+unpacked into a folder of its own name), and the Kaggle upload, where
+``Label/Labels.txt`` is tab separated and may start with a UTF-8
+byte-order mark.
+
 Conversion:
 
 * One category per texture class, ``Class1`` ... ``Class10`` (taxonomy:
@@ -26,7 +31,9 @@ Conversion:
   an error naming ``Labels.txt``. The masks are the ellipses the labels
   describe, so no ellipse is re-rasterised.
 * Other folders (e.g. the ``Class1_def`` folders of the 2007 competition
-  archive) are ignored.
+  archive) are ignored. A ``Class<N>`` folder with neither ``Train/`` nor
+  ``Test/`` (directly or in ``Class<N>/Class<N>/``) is an error naming it,
+  as is a class folder without images.
 
 Licence: DAGM 2007 competition data, free for non-commercial research
 (see the HCI Heidelberg download page).
@@ -51,9 +58,14 @@ def read_labels_txt(path: Path) -> Dict[str, Tuple[int, Optional[str]]]:
     """``Labels.txt`` -> {image file: (defect flag, label file or None)}."""
     out: Dict[str, Tuple[int, Optional[str]]] = {}
     try:
-        lines = path.read_text(encoding='latin-1').splitlines()
+        raw = path.read_bytes()
     except OSError as e:
         raise ConversionError(path, f'unreadable ({e})') from None
+    try:
+        text = raw.decode('utf-8-sig')
+    except UnicodeDecodeError:
+        text = raw.decode('latin-1')
+    lines = text.splitlines()
     for k, line in enumerate(lines):
         tok = line.split()
         if len(tok) < 3:
@@ -84,11 +96,22 @@ class DAGM2007Converter(BaseConverter):
             raise ConversionError(self.root, 'no Class<N>/ folders found')
         self.classes = tuple(self.class_dirs)
 
+    def class_base(self, cls: str) -> Path:
+        """``ROOT/ClassN`` or, for nested copies, ``ROOT/ClassN/ClassN``."""
+        base = self.root / cls
+        for cand in (base, base / cls):
+            if (cand / 'Train').is_dir() or (cand / 'Test').is_dir():
+                return cand
+        raise ConversionError(base, 'no Train/ or Test/ folder (neither '
+                              f'{cls}/Train nor {cls}/{cls}/Train)')
+
     def scan(self) -> List[Tuple[str, str, str, Optional[int]]]:
         items = []
         for cls in self.class_dirs:
+            base = self.class_base(cls)
+            n_before = len(items)
             for sub, split in (('Train', 'train'), ('Test', 'test')):
-                folder = self.root / cls / sub
+                folder = base / sub
                 labels_txt = folder / 'Label' / 'Labels.txt'
                 flags = read_labels_txt(labels_txt) \
                     if labels_txt.is_file() else {}
@@ -99,6 +122,8 @@ class DAGM2007Converter(BaseConverter):
                         raise ConversionError(labels_txt, f'{p.name} is not '
                                               'listed')
                     items.append((rel_posix(self.root, p), cls, split, flag))
+            if len(items) == n_before:
+                raise ConversionError(base, 'no images in Train/ or Test/')
         return items
 
     def item_path(self, item: Any) -> str:

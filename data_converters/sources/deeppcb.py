@@ -20,10 +20,11 @@ Conversion: the list files give the splits (``trainval`` -> ``train``,
 ``test`` -> ``test``; the image path in a list names ``<n>.jpg``, the file is
 ``<n>_test.jpg``). Without list files a seeded stratified split is drawn
 over every ``*_test.jpg``. Boxes are box-only instances; ``image_label`` is
-None (several types per image). ``config['include_templates']=True`` adds
-the ``*_temp.jpg`` templates as normal images (same split as their tested
-image). A missing annotation file, an unknown type or a malformed line is
-an error naming the file.
+None (several types per image). The ``*_temp.jpg`` templates are the
+dataset's defect-free images: each is a normal image in the split of its
+tested image (``config['include_templates']=False`` leaves them out). A
+missing template or annotation file, an unknown type or a malformed line
+is an error naming the file.
 
 Licence: MIT.
 
@@ -117,7 +118,7 @@ class DeepPCBConverter(BaseConverter):
         if not items:
             raise ConversionError(self.data, 'no trainval.txt/test.txt and '
                                   'no group*/<n>/<n>_test.jpg images')
-        if self.config.get('include_templates'):
+        if self.config.get('include_templates', True):
             items += [(i.replace('_test.', '_temp.'), '', s, True)
                       for i, _, s, _ in list(items)]
         return sorted(items)

@@ -31,8 +31,8 @@ Classification", arXiv:1901.08204 (2019).
 from typing import Any, List, Tuple
 
 from data_converters.base import (BaseConverter, ConversionError,
-                                  ImageRecord, Instance, register_converter)
-from data_converters.neu_det import parse_voc_xml
+                                  ImageRecord, Instance, parse_voc_xml,
+                                  register_converter)
 from data_converters.sources._common import (find_by_stem, image_size,
                                              rel_posix, subdirs)
 

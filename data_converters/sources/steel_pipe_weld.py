@@ -14,10 +14,11 @@ Supported input trees (``config['format']``, default ``voc``)::
     └── labels/[train|val|test/]<name>.txt    "c cx cy w h" (normalised),
                                               c indexes the class list
 
-Classes, in YOLO id order (the 8 classes of the published dataset):
-``air-hole, bite-edge, broken-arc, crack, overlap, slag-inclusion, unfused,
-hollow-bead``; the taxonomy maps them to porosity, undercut, weld crater,
-crack, overlap, slag inclusion, lack of fusion, porosity. Any other key of
+Classes, in the YOLO id order fixed by the dataset's README (0..7):
+``0 air-hole, 1 bite-edge, 2 broken-arc, 3 crack, 4 hollow-bead, 5 overlap,
+6 slag-inclusion, 7 unfused``; the taxonomy maps them to porosity,
+undercut, weld crater, crack, porosity, overlap, slag inclusion, lack of
+fusion. Category ids are the YOLO id + 1 in both formats. Any other key of
 the generic converters (``image_dir``, ``ann_dir``, ``label_dir``,
 ``classes`` ...) may be given in the config; see
 ``data_converters/generic.py``. An XML without objects / an empty label file
@@ -33,8 +34,8 @@ from data_converters.base import (BaseConverter, ConversionError,
 from data_converters.generic import VOCConverter, YOLOConverter
 
 SOURCE = 'steel_pipe_weld'
-CLASSES = ('air-hole', 'bite-edge', 'broken-arc', 'crack', 'overlap',
-           'slag-inclusion', 'unfused', 'hollow-bead')
+CLASSES = ('air-hole', 'bite-edge', 'broken-arc', 'crack', 'hollow-bead',
+           'overlap', 'slag-inclusion', 'unfused')  # YOLO ids 0..7
 LICENSE = 'research use with citation'
 REFERENCE = ('Yang et al., Deep Learning Based Steel Pipe Weld Defect '
              'Detection, Applied Artificial Intelligence 2021')

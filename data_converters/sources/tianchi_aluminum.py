@@ -13,14 +13,22 @@ Round 2 (detection; the layout we document as primary)::
     │                 <name>.json           LabelMe JSON: shapes with
     │                                       "label" and "points"
     ├── 多瑕疵图片/<name>.jpg + <name>.json   multi-defect images
-    └── 无瑕疵样本/<name>.jpg                 defect-free
+    └── 无瑕疵样本/<name>.jpg                 defect-free (some copies:
+                                            无瑕疵图片/)
 
 Round 1 (classification)::
 
     guangdong_round1_train2_20180916/       <- --root
     ├── 无瑕疵样本/<name>.jpg                 defect-free
-    └── 瑕疵样本/<class>/<name>.jpg           image-level class;
-        └── 其他/<class>/<name>.jpg           "other" defects by sub-class
+    ├── 瑕疵样本/<class>/<name>.jpg           image-level class: 不导电,
+    │                                       擦花, 横条压凹, 桔皮, 漏底, 碰伤,
+    │                                       起坑, 凸粉, 涂层开裂, 脏点
+    └── [瑕疵样本/]其他/<class>/<name>.jpg    "other" defects, ~21 sub-classes
+                                            (划伤, 变形, 驳口, 打白点, 铝屑,
+                                            喷流, 漆泡, 杂色, 角位漏底 ...)
+
+File names are Chinese (e.g. ``擦花20180830172530对照样本.jpg``); LabelMe
+files are read as UTF-8 (with or without BOM), else GB18030.
 
 Classes (Chinese, with the taxonomy's English type): 不导电 non-conductive
 spot, 擦花 scuff, 角位漏底 corner leakage, 桔皮 orange peel, 漏底 exposed
@@ -38,8 +46,14 @@ Conversion:
   otherwise the nearest parent folder that is a class name gives the
   image-level label (``瑕疵样本``, ``其他`` and round folders are not
   classes). An image that neither rule covers is an error naming it.
-* Classes are the names found (sorted); an unknown name (not a class of the
-  taxonomy table) is an error unless ``config['allow_unknown']``.
+* Classes are the names found that the taxonomy table knows (sorted; the
+  其他 sub-classes are classes of their own, with
+  ``attributes['group'] = '其他'``). An image whose class (folder or
+  LabelMe label) is not in the table is an error *of that image* - listed
+  in ``OUT/skipped.json`` with ``--on-error skip`` - unless
+  ``config['allow_unknown']`` (then the name becomes a class mapped to
+  "other defect"). A LabelMe file that cannot be read is likewise an error
+  of its image, never of the whole scan.
 * No official split: a seeded stratified split is drawn.
 
 Licence: Alibaba Tianchi competition data, research/competition use only.
@@ -59,8 +73,9 @@ from data_converters.sources._common import (image_size, list_images,
                                              rel_posix)
 
 SOURCE = 'tianchi_aluminum'
-NORMAL_DIRS = ('无瑕疵样本', 'normal', 'Normal')
+NORMAL_DIRS = ('无瑕疵样本', '无瑕疵图片', 'normal', 'Normal')
 NOT_CLASSES = ('瑕疵样本', '单瑕疵图片', '多瑕疵图片', 'defect', 'images')
+OTHER = '其他'
 
 
 def known_classes(source: str) -> Tuple[str, ...]:
@@ -72,9 +87,17 @@ def known_classes(source: str) -> Tuple[str, ...]:
 def read_labelme(path: Path) -> List[Tuple[str, List[List[float]], str]]:
     """LabelMe JSON -> [(label, points, shape_type)]."""
     try:
-        with open(path, encoding='utf-8') as f:
-            data = json.load(f)
-    except (OSError, ValueError) as e:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise ConversionError(path, f'cannot read LabelMe JSON ({e})') \
+            from None
+    try:
+        try:
+            text = raw.decode('utf-8-sig')
+        except UnicodeDecodeError:
+            text = raw.decode('gb18030')
+        data = json.loads(text)
+    except (UnicodeDecodeError, ValueError) as e:
         raise ConversionError(path, f'cannot read LabelMe JSON ({e})') \
             from None
     shapes = data.get('shapes') if isinstance(data, dict) else None
@@ -117,11 +140,12 @@ class TianchiAluminumConverter(BaseConverter):
         super().__init__(root, config)
         self.known = set(known_classes(SOURCE))
         self._items, found = self._walk()
-        unknown = sorted(found - self.known)
-        if unknown and not self.config.get('allow_unknown'):
-            raise ConversionError(self.root, f'unknown class name(s) '
-                                  f'{unknown} (known: {sorted(self.known)})')
-        self.classes = tuple(sorted(found))
+        if self.config.get('allow_unknown'):
+            self.classes = tuple(sorted(found))
+        else:
+            self.classes = tuple(sorted(found & self.known))
+        #: class names met in the data that the taxonomy does not know
+        self.unknown = tuple(sorted(found - set(self.classes)))
 
     def _walk(self):
         items: List[Tuple[str, Optional[str], bool]] = []
@@ -131,8 +155,10 @@ class TianchiAluminumConverter(BaseConverter):
             js = p.with_suffix('.json')
             parts = Path(rel).parts[:-1]
             if js.is_file():
-                for label, _, _ in read_labelme(js):
-                    found.add(label)
+                try:
+                    found.update(label for label, _, _ in read_labelme(js))
+                except ConversionError:
+                    pass  # raised again by load(): an error of this image
                 items.append((rel, rel_posix(self.root, js), False))
                 continue
             if any(d in NORMAL_DIRS for d in parts):
@@ -157,15 +183,34 @@ class TianchiAluminumConverter(BaseConverter):
     def item_path(self, item: Any) -> str:
         return item[0]
 
+    def _check_known(self, name: str, where) -> None:
+        if name not in self.classes:
+            raise ConversionError(where, f'class {name!r} is not in the '
+                                  'taxonomy table of tianchi_aluminum (add '
+                                  'it to imdd_mm/vocab/data/source_'
+                                  'categories.json, or set config '
+                                  'allow_unknown: true to keep it as "other '
+                                  'defect")')
+
     def load(self, item) -> ImageRecord:
         rel, ann, normal = item
-        h, w = image_size(self.root / rel)
         if normal:
+            h, w = image_size(self.root / rel)
             return ImageRecord(rel, w, h, is_normal=True)
         if ann.startswith('class:'):
-            return ImageRecord(rel, w, h, image_label=ann[len('class:'):])
+            cls = ann[len('class:'):]
+            self._check_known(cls, self.root / rel)
+            h, w = image_size(self.root / rel)
+            parts = Path(rel).parts[:-1]
+            attrs = {'group': OTHER} if OTHER in parts and cls != OTHER \
+                else {}
+            return ImageRecord(rel, w, h, image_label=cls, attributes=attrs)
         js = self.root / ann
-        inst = shape_instances(read_labelme(js), (h, w), js)
+        shapes = read_labelme(js)
+        for label, _, _ in shapes:
+            self._check_known(label, js)
+        h, w = image_size(self.root / rel)
+        inst = shape_instances(shapes, (h, w), js)
         if not inst:
             return ImageRecord(rel, w, h, is_normal=True)
         labels = {i.category for i in inst}

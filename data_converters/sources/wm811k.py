@@ -33,9 +33,15 @@ Conversion:
   ``test``.
 * No instances: wafer patterns are image-level labels.
 
-Reading the pickle needs ``pandas`` (not a dependency of imdd-mm; install
-it to convert WM-811K). :func:`iter_wafer_rows` accepts any iterable of
-rows, so other exports can reuse the renderer.
+Reading the pickle needs ``pandas``. The published ``LSWMD.pkl`` is a
+Python-2 pickle written by pandas < 0.20: it references the long-gone
+modules ``pandas.indexes.*`` (and index classes such as ``Int64Index``) and
+its byte strings need ``encoding='latin1'``; ``pd.read_pickle`` of pandas
+3 no longer maps them. :func:`load_legacy_pickle` reads it with an
+unpickler that maps the old module paths onto the current ones, on top of
+pandas' own compatibility unpickler (which still restores the "0.14.1"
+BlockManager state such pickles hold). :func:`iter_wafer_rows` accepts any
+iterable of rows, so other exports can reuse the renderer.
 
 Licence: free for research use with citation (MIR lab, National Taiwan
 University).
@@ -46,6 +52,7 @@ Semiconductor Manufacturing 28(1) (2015).
 """
 import os
 import os.path as osp
+import pickle
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
@@ -85,6 +92,67 @@ def render_wafer(wafer: np.ndarray) -> bytes:
     if not ok:
         raise ValueError('PNG encoding failed')
     return buf.tobytes()
+
+
+#: Module paths of pandas < 0.20 (Python-2 era pickles) -> current ones.
+LEGACY_MODULES = {
+    'pandas.core.index': 'pandas.core.indexes.base',
+    'pandas.indexes.base': 'pandas.core.indexes.base',
+    'pandas.indexes.range': 'pandas.core.indexes.range',
+    'pandas.indexes.numeric': 'pandas.core.indexes.base',
+    'pandas.indexes.multi': 'pandas.core.indexes.multi',
+    'pandas.indexes.category': 'pandas.core.indexes.category',
+    'pandas.indexes.frozen': 'pandas.core.indexes.frozen',
+    'pandas.indexes.datetimes': 'pandas.core.indexes.datetimes',
+    'pandas.tseries.index': 'pandas.core.indexes.datetimes',
+    'pandas.tseries.period': 'pandas.core.indexes.period',
+    'pandas.tseries.tdi': 'pandas.core.indexes.timedeltas',
+}
+#: Index classes removed in pandas 2 (their data keep their dtype).
+LEGACY_CLASSES = {'Int64Index': 'Index', 'UInt64Index': 'Index',
+                  'Float64Index': 'Index'}
+
+
+def _legacy_unpickler_class():
+    """``pickle.Unpickler`` subclass mapping old pandas paths (built lazily:
+    pandas is imported only to read WM-811K)."""
+    try:  # pandas' own table (renamed blocks, index classes, ...)
+        from pandas.compat.pickle_compat import Unpickler as base
+    except ImportError:  # pragma: no cover - pandas without pickle_compat
+        base = pickle.Unpickler
+
+    class LegacyPandasUnpickler(base):
+
+        def find_class(self, module, name):
+            module = LEGACY_MODULES.get(module, module)
+            if module.startswith('pandas.indexes.'):
+                module = 'pandas.core.indexes.' + module.split('.', 2)[2]
+            if module.startswith('pandas.core.indexes.'):
+                name = LEGACY_CLASSES.get(name, name)
+            return super().find_class(module, name)
+
+    return LegacyPandasUnpickler
+
+
+def load_legacy_pickle(path: Path) -> Any:
+    """Unpickle a (possibly Python-2, pandas < 0.20) pickle file.
+
+    Byte strings are decoded as latin-1 (what numpy and pandas need for
+    Python-2 pickles); old ``pandas.indexes.*`` paths are mapped to
+    ``pandas.core.indexes.*``.
+
+    Raises:
+        ConversionError: unreadable or not a pickle, naming the file.
+    """
+    cls = _legacy_unpickler_class()
+    try:
+        with open(path, 'rb') as f:
+            return cls(f, encoding='latin1').load()
+    except OSError as e:
+        raise ConversionError(path, f'unreadable ({e})') from None
+    except Exception as e:  # noqa: BLE001  any unpickling failure
+        raise ConversionError(path, f'cannot read pickle ({type(e).__name__}'
+                              f': {e})') from None
 
 
 def iter_wafer_rows(frame) -> Iterator[Dict[str, Any]]:
@@ -131,11 +199,10 @@ class WM811KConverter(BaseConverter):
         except ImportError:
             raise ConversionError(self.pickle, 'reading LSWMD.pkl needs '
                                   'pandas (pip install pandas)') from None
-        try:
-            frame = pd.read_pickle(self.pickle)
-        except Exception as e:
-            raise ConversionError(self.pickle, f'cannot read pickle ({e})') \
-                from None
+        frame = load_legacy_pickle(self.pickle)
+        if not isinstance(frame, pd.DataFrame):
+            raise ConversionError(self.pickle, 'expected a pandas DataFrame, '
+                                  f'got {type(frame).__name__}')
         need = {'waferMap', 'failureType'}
         if not need <= set(frame.columns):
             raise ConversionError(self.pickle, f'missing columns '

@@ -55,7 +55,10 @@ class IMDDCorpusDataset(BaseDataset):
         img_root_override (str, optional): replaces every record's
             ``image_root`` (e.g. when the images moved). A relative
             ``image_root`` is relative to the corpus folder (the builder
-            writes absolute ones), as in ``ImageCaptionDataset``.
+            writes relative ones, so corpus and data can move together).
+        img_roots (dict, optional): ``{source: root}``: the dataset root of
+            the records of one source (relative: to the corpus folder);
+            takes precedence over ``img_root_override``.
         max_open_files (int): shard file handles kept open per process.
         **kwargs: ``metainfo``, ``data_root``, ``indices``, ``pipeline``,
             ``test_mode``, ``lazy_init``, ``max_refetch`` of
@@ -69,11 +72,13 @@ class IMDDCorpusDataset(BaseDataset):
                  with_instances: bool = True,
                  filter_cfg: Optional[dict] = None,
                  img_root_override: Optional[str] = None,
+                 img_roots: Optional[Dict[str, str]] = None,
                  max_open_files: int = 16,
                  serialize_data: bool = False,
                  **kwargs) -> None:
         self.with_instances = with_instances
         self.img_root_override = img_root_override
+        self.img_roots = dict(img_roots or {})
         self.max_open_files = max(1, int(max_open_files))
         self._reset_state()
         # data_list is never built: force serialize_data off (see module doc)
@@ -245,7 +250,8 @@ class IMDDCorpusDataset(BaseDataset):
 
     def parse_data_info(self, rec: dict) -> dict:
         """Corpus record -> mmdet data info."""
-        root = self.img_root_override or rec.get('image_root') or ''
+        root = self.img_roots.get(rec.get('source', '')) or \
+            self.img_root_override or rec.get('image_root') or ''
         if not osp.isabs(root):  # relative roots: relative to the corpus
             root = osp.join(self._corpus_root, root)
         label = rec.get('image_label')

@@ -6,16 +6,20 @@ Two annotation formats are read:
 1. ``captions.jsonl`` written by ``data_converters`` (one JSON object per
    line)::
 
-       {"file_name": "MT_Crack/Imgs/exp1_num_1.jpg", "image_root": "...",
+       {"file_name": "MT_Crack/Imgs/exp1_num_1.jpg",
         "caption": "magnetic tile with a crack", "nouns": ["crack"],
         "source": "magnetic_tile", "split": "train", "is_normal": false,
         "width": 300, "height": 200}
 
-   The image is ``<image_root>/<file_name>``. The converters write an
-   absolute ``image_root``; a relative (or missing) one is relative to
-   ``data_prefix['img']`` when given, else to the folder of the jsonl file
-   (as ``IMDDCorpusDataset`` does). ``img_root_override`` replaces every
-   line's ``image_root`` (e.g. when the images moved).
+   ``file_name`` is relative to the dataset root (the converter's
+   ``--root``); the converters record no root, so the output can move. The
+   image is ``<root>/<file_name>`` with ``root`` = ``img_root_override``,
+   else the line's own ``image_root`` (older or hand-written files; a
+   relative one is relative to ``data_prefix['img']`` when given, else to
+   the folder of the jsonl file), else ``data_prefix['img']`` (joined with
+   ``data_root`` as usual; with only ``data_root`` given, ``data_root``
+   itself) - the dataset root given at train time. A line that none of
+   these resolve is an error.
 
 2. COCO json: either our converters' instances file, whose ``images[i]``
    carry ``caption`` (one sample per image), or a COCO-captions file whose
@@ -52,8 +56,9 @@ class ImageCaptionDataset(BaseDataset):
             values. Defaults to None (all).
         skip_empty_caption (bool): Drop samples whose caption is empty.
             Defaults to True.
-        img_root_override (str, optional): jsonl only: use this folder
-            instead of each line's ``image_root``. Defaults to None.
+        img_root_override (str, optional): jsonl only: the dataset root,
+            taking precedence over ``data_prefix['img']`` and each line's
+            ``image_root``. Defaults to None.
         **kwargs: ``data_root``, ``data_prefix=dict(img=...)``, ``pipeline``,
             ``test_mode``, ``indices`` ... as for
             :class:`mmengine.dataset.BaseDataset`.
@@ -140,11 +145,17 @@ class ImageCaptionDataset(BaseDataset):
                 if not isinstance(caption, str):
                     raise ValueError(f'{path}:{lineno}: caption must be a '
                                      f'string, got {type(caption).__name__}')
-                root = self.img_root_override or rec.get('image_root') or ''
-                if not osp.isabs(root):
-                    root = osp.join(
-                        self.data_prefix.get('img') or osp.dirname(path),
-                        root)
+                prefix = self.data_prefix.get('img') or ''
+                root = self.img_root_override or rec.get('image_root')
+                if root and not osp.isabs(root):
+                    root = osp.join(prefix or osp.dirname(path), root)
+                root = root or prefix
+                if not root:
+                    raise ValueError(
+                        f'{path}:{lineno}: no image root for '
+                        f'{rec["file_name"]!r}: give the dataset root (the '
+                        "converter's --root) as data_root or "
+                        'data_prefix=dict(img=ROOT)')
                 info = dict(
                     img_path=osp.join(root, rec['file_name']),
                     caption=caption,

@@ -92,3 +92,25 @@ def test_probe_image_validates_like_a_full_decode(tmp_path):
     (tmp_path / 'x.jpg').write_bytes(b'\xff\xd8garbage\xff\xd9')
     with pytest.raises(ConversionError, match=r'x\.jpg: corrupt'):
         probe_image(tmp_path / 'x.jpg')
+
+
+@pytest.mark.parametrize('hw', [(1, 1), (7, 9), (33, 47), (200, 200),
+                                (403, 632)])
+def test_probe_image_jpeg_size_from_header(tmp_path, hw):
+    import cv2
+
+    from data_converters.base import jpeg_size
+    img = write_img(tmp_path / 'a.jpg', gray(*hw))
+    data = img.read_bytes()
+    assert jpeg_size(data) == hw == cv2.imread(str(img)).shape[:2]
+    assert probe_image(img) == hw
+    # a frame header that claims more rows than the data hold: the same
+    # answer as a full decode (libjpeg pads, as it does at full scale)
+    i = data.index(b'\xff\xc0')
+    bad = bytearray(data)
+    bad[i + 5:i + 7] = (hw[0] + 64).to_bytes(2, 'big')
+    (tmp_path / 'b.jpg').write_bytes(bytes(bad))
+    assert jpeg_size(bytes(bad)) == (hw[0] + 64, hw[1])
+    full = cv2.imread(str(tmp_path / 'b.jpg'), cv2.IMREAD_GRAYSCALE)
+    assert probe_image(tmp_path / 'b.jpg') == full.shape[:2]
+    assert jpeg_size(b'\xff\xd8\xff\xda\x00\x02') is None

@@ -82,7 +82,7 @@ def test_magnetic_tile_conversion(mt_root, tmp_path):
             .splitlines()]
     assert [c['file_name'] for c in caps] == sorted(i['file_name']
                                                     for i in images)
-    assert set(caps[0]) == {'file_name', 'image_root', 'caption', 'nouns',
+    assert set(caps[0]) == {'file_name', 'caption', 'nouns',
                             'source', 'split', 'is_normal', 'width',
                             'height'}
     assert json.loads((out / 'categories.json').read_text()) == cats

@@ -154,7 +154,9 @@ def test_merge_ids_dedup_and_categories(two_sources):
         by_name['tr/2.png']['instances'] == []
     assert by_name['tr/0.png']['sha256'] == hash_file(
         str(tmp / 'src_a_root' / 'tr/0.png'))
-    assert by_name['b/2.png']['image_root'] == str(tmp / 'src_b_root')
+    # image roots are relative to the corpus (corpus and data move together)
+    assert by_name['b/2.png']['image_root'] == os.path.relpath(
+        tmp / 'src_b_root', tmp / 'corpus')
     assert index['num_instances'] == sum(
         len(r['instances']) for r in recs) == 1 + 2 + 1 + 1 + 3
     assert index['sources']['src_b']['duplicates'] == 2
@@ -364,8 +366,13 @@ def test_end_to_end_with_real_converter_output(tmp_path):
     shutil.copy(root / 'bottle/test/good/000.png',
                 broot / '01' / 'train' / 'ok' / '0002.png')
     convert('btad', broot, tmp_path / 'out_btad')
+    # converter outputs do not record their root: it is given here
+    with pytest.raises(ValueError, match='--image-root out_btad=DIR'):
+        build_corpus([str(tmp_path / 'out_btad')], str(tmp_path / 'c0'))
     index = build_corpus(
-        [f'mvtec_ad={tmp_path / "out_mvtec"}', str(tmp_path / 'out_btad')],
+        [CorpusInput(str(tmp_path / 'out_mvtec'), 'mvtec_ad',
+                     image_root=str(root)),
+         CorpusInput(str(tmp_path / 'out_btad'), image_root=str(broot))],
         str(tmp_path / 'corpus'), exclude=['mvtec_ad:test'])
     recs = list(iter_corpus(str(tmp_path / 'corpus')))
     assert index['num_images'] == len(recs) == 6 + 2  # 6 train + 2 BTAD

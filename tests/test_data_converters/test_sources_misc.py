@@ -144,8 +144,8 @@ def test_tianchi_aluminum_round2_and_round1(tmp_path):
     labels = sorted(cats[im['image_label']] for c in cocos.values()
                     for im in c.dataset['images'] if not im['is_normal'])
     assert labels == ['喷流', '漏底']
-    write_img(r1 / '瑕疵样本' / '铝屑' / 'w.jpg')
-    with pytest.raises(ConversionError, match='铝屑'):
+    write_img(r1 / '瑕疵样本' / '外星瑕疵' / 'w.jpg')
+    with pytest.raises(ConversionError, match='外星瑕疵'):
         convert('tianchi_aluminum', r1, tmp_path / 'o2')
 
 

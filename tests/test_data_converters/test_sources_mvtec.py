@@ -118,10 +118,16 @@ def test_visa_split_csv_and_label_maps(tmp_path):
     assert {s: len(c.dataset['images']) for s, c in cocos.items()} == {
         'train': 4, 'test': 4}
     test = cocos['test']
-    assert sorted(names(test).values()) == ['candle/anomaly', 'pcb1/anomaly']
+    cats = names(test)
+    assert len(cats) == 8 + 4  # the id2class defect classes of both objects
     anns = test.dataset['annotations']
     assert len(anns) == 4 and sorted(a['area'] for a in anns) == [
         16, 16, 180, 180]
+    # label-map value k -> defect class k of the object
+    assert sorted((cats[a['category_id']], a['area']) for a in anns) == [
+        ('candle/chunk of wax missing', 16),
+        ('candle/damaged corner of packaging', 180), ('pcb1/bent', 16),
+        ('pcb1/melt', 180)]
     bad = [im for im in test.dataset['images'] if not im['is_normal']]
     assert bad[0]['attributes']['defect_labels'] == ['chunk missing',
                                                      'scratch']
@@ -158,7 +164,7 @@ def test_visa_without_split_csv(tmp_path):
         write_img(base / 'Images' / 'Normal' / f'{i:04d}.JPG')
     write_img(base / 'Images' / 'Anomaly' / '000.JPG')
     write_mask(base / 'Masks' / 'Anomaly' / '000.png', rects=(
-        (1, 5, 1, 5, 255), ))
+        (1, 5, 1, 5, 2), ))
     cocos = convert('visa', root, tmp_path / 'out')
     assert count(cocos) == 5 and count(cocos, normal=False) == 1
     assert set(cocos) <= {'train', 'val', 'test'}  # seeded split

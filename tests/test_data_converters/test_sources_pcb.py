@@ -57,18 +57,22 @@ def _deeppcb(root, lists=True):
 def test_deeppcb(tmp_path):
     data = _deeppcb(tmp_path / 'DeepPCB')
     cocos = convert('deeppcb', tmp_path / 'DeepPCB', tmp_path / 'out')
+    # the _temp.jpg templates are the normal images, in their pair's split
     assert {s: len(c.dataset['images']) for s, c in cocos.items()} == {
-        'train': 2, 'test': 1}
+        'train': 4, 'test': 2}
+    assert count(cocos, normal=True) == 3
+    assert all(im['file_name'].endswith('_temp.jpg') == im['is_normal']
+               for c in cocos.values() for im in c.dataset['images'])
     test = cocos['test']
     cats = names(test)
     assert sorted(cats[a['category_id']] for a in
                   test.dataset['annotations']) == ['open', 'pin-hole']
     assert sorted(a['bbox'] for a in test.dataset['annotations']) == [
         [1.0, 2.0, 10.0, 10.0], [20.0, 20.0, 10.0, 6.0]]
-    # templates as normal images, root = PCBData itself works too
+    # without templates; root = PCBData itself works too
     cocos = convert('deeppcb', data, tmp_path / 'o2',
-                    config={'include_templates': True})
-    assert count(cocos, normal=True) == 3 and count(cocos) == 6
+                    config={'include_templates': False})
+    assert count(cocos, normal=True) == 0 and count(cocos) == 3
     (data / 'group00041/00041_not/00041001.txt').write_text('1,2,3,4,9\n')
     with pytest.raises(ConversionError, match='00041001.txt.*type 9'):
         convert('deeppcb', data, tmp_path / 'o3')
@@ -77,7 +81,7 @@ def test_deeppcb(tmp_path):
 def test_deeppcb_without_lists(tmp_path):
     _deeppcb(tmp_path / 'DeepPCB', lists=False)
     cocos = convert('deeppcb', tmp_path / 'DeepPCB', tmp_path / 'out')
-    assert count(cocos) == 3
+    assert count(cocos) == 6 and count(cocos, normal=True) == 3
 
 
 def test_gc10_det(tmp_path):

@@ -1,6 +1,7 @@
 # Copyright (c) imdd-mm contributors. Licensed under the Apache License 2.0.
 """IMDDCorpusDataset: lazy, sharded loading of the corpus built by
 data_converters/build_corpus.py."""
+import os.path as osp
 import pickle
 
 import numpy as np
@@ -37,7 +38,9 @@ def test_lazy_loading_and_records(corpus):
     for i in (0, 5, 11, -1):
         info = ds.get_data_info(i)
         rec = recs[i]
-        assert info['img_path'] == f'{rec["image_root"]}/{rec["file_name"]}'
+        assert info['img_path'] == osp.join(corpus, rec['image_root'],
+                                            rec['file_name'])
+        assert osp.isfile(info['img_path'])
         assert info['img_id'] == rec['id']
         assert info['caption'] == rec['caption']
         assert info['caption_nouns'] == rec['nouns']

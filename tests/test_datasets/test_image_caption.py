@@ -96,6 +96,9 @@ def test_bad_jsonl_names_file_and_line(tmp_path):
     path = tmp_path / 'bad.jsonl'
     path.write_text('{"file_name": "a.png", "caption": "x"}\n{oops\n')
     with pytest.raises(ValueError, match=r'bad\.jsonl:2: invalid JSON'):
+        ImageCaptionDataset(ann_file=str(path), data_root=str(tmp_path))
+    # converter lines carry no image root: one must be given
+    with pytest.raises(ValueError, match=r'bad\.jsonl:1: no image root'):
         ImageCaptionDataset(ann_file=str(path))
     path.write_text('{"file_name": "a.png"}\n')
     with pytest.raises(ValueError, match=r'bad\.jsonl:1: missing field'):

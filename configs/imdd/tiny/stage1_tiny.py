@@ -5,9 +5,11 @@
 # package, random tiny U-Net/VAE/CLIP image tower.
 #
 #   python tools/train.py configs/imdd/tiny/stage1_tiny.py \
-#       --cfg-options train_dataloader.dataset.ann_file=OUT/captions.jsonl
+#       --cfg-options train_dataloader.dataset.ann_file=OUT/captions.jsonl \
+#       train_dataloader.dataset.data_prefix.img=ROOT
 # where OUT is a converter output (e.g. `python data_converters/convert.py
-# magnetic_tile --root ../shared/data/magnetic_tile --out OUT`).
+# magnetic_tile --root ROOT --out-dir OUT`); its file names are relative to
+# ROOT, the dataset root.
 default_scope = 'mmdet'
 custom_imports = dict(imports=['imdd_mm'], allow_failed_imports=False)
 
@@ -110,6 +112,7 @@ train_dataloader = dict(
     dataset=dict(
         type='ImageCaptionDataset',
         ann_file='data/magnetic_tile_imdd/captions.jsonl',
+        data_prefix=dict(img='data/magnetic_tile/'),
         pipeline=train_pipeline))
 val_dataloader = None
 val_evaluator = None

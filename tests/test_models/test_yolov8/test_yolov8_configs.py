@@ -118,8 +118,8 @@ def test_same_files_and_classes_as_our_dataset_configs(ds):
 
 
 def test_num_classes_match_the_converters():
-    converters = pytest.importorskip('data_converters.neu_det')
-    mt = pytest.importorskip('data_converters.magnetic_tile')
+    converters = pytest.importorskip('data_converters.sources.neu_det')
+    mt = pytest.importorskip('data_converters.sources.magnetic_tile')
     for ds, conv in (('neu_det', converters.NEUDETConverter),
                      ('magnetic_tile', mt.MagneticTileConverter)):
         cfg = Config.fromfile(str(CFG_DIR / f'yolov8_m_{ds}.py'))

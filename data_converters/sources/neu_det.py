@@ -11,6 +11,12 @@ the full 1,800 images)::
     ├── Validation_Images/<class>_<n>.jpg (optional)
     └── Validation_Annotations/<class>_<n>.xml
 
+    NEU-DET/                              <- --root (or its parent): the
+    ├── train/images/<class>/<class>_<n>.jpg    widely used Kaggle copy
+    ├── train/annotations/<class>_<n>.xml
+    ├── validation/images/<class>/<class>_<n>.jpg
+    └── validation/annotations/<class>_<n>.xml
+
 Classes: crazing, inclusion, patches, pitted_surface, rolled-in_scale,
 scratches (300 images each, 4,189 boxes, no normal images).
 
@@ -26,9 +32,10 @@ Conversion:
   as written), box-only instances (``attributes['box_only']``).
 * The XML size must match the decoded image size (depth is ignored: the
   XML says 1, the JPGs have 3 channels).
-* ``Validation_*`` is a random hold-out of one public copy, not an official
-  split, so a seeded split stratified by the file-name class is drawn over
-  all 1,800 images.
+* ``Validation_*`` (and the Kaggle copy's ``train``/``validation``) is a
+  random hold-out of one public copy, not an official split, so a seeded
+  split stratified by the file-name class is drawn over all 1,800 images;
+  the Kaggle folder is kept in ``attributes['copy_split']``.
 
 Licence: free for research use with citation (no licence file).
 
@@ -39,69 +46,16 @@ detection approach via fusing multiple hierarchical features", IEEE TIM
 69(4) (2020).
 """
 import os
-import xml.etree.ElementTree as ET
 from typing import List, Tuple
 
 from data_converters.base import (BaseConverter, ConversionError,
-                                  ImageRecord, Instance, probe_image,
-                                  register_converter)
+                                  ImageRecord, Instance, parse_voc_xml,
+                                  probe_image, register_converter)
 
 PAIRS = (('IMAGES', 'ANNOTATIONS'),
          ('Validation_Images', 'Validation_Annotations'))
-
-
-def _text(node, tag: str, path) -> str:
-    v = node.findtext(tag)
-    if v is None or not v.strip():
-        raise ConversionError(path, f'missing <{tag}>')
-    return v.strip()
-
-
-def parse_voc_xml(path, classes=None) -> Tuple[Tuple[int, int], list]:
-    """Parse a Pascal VOC XML file.
-
-    Returns:
-        ((width, height) or (0, 0) if absent, [(name, [x, y, w, h],
-        {'difficult': int, 'truncated': int}), ...])
-    """
-    try:
-        root = ET.parse(str(path)).getroot()
-    except FileNotFoundError:
-        raise ConversionError(path, 'missing annotation file') from None
-    except (ET.ParseError, OSError) as e:
-        raise ConversionError(path, f'cannot parse XML ({e})') from None
-    size = root.find('size')
-    wh = (0, 0)
-    if size is not None and size.findtext('width'):
-        try:
-            wh = (int(float(_text(size, 'width', path))),
-                  int(float(_text(size, 'height', path))))
-        except ValueError:
-            raise ConversionError(path, 'invalid <size>') from None
-    objs = []
-    for k, obj in enumerate(root.findall('object')):
-        name = _text(obj, 'name', path)
-        if classes is not None and name not in classes:
-            raise ConversionError(path, f'unknown class name {name!r} '
-                                  f'(object {k})')
-        box = obj.find('bndbox')
-        if box is None:
-            raise ConversionError(path, f'object {k} has no <bndbox>')
-        try:
-            x0, y0, x1, y1 = (float(_text(box, t, path))
-                              for t in ('xmin', 'ymin', 'xmax', 'ymax'))
-        except ValueError:
-            raise ConversionError(path, f'object {k}: non-numeric box') \
-                from None
-        if x1 <= x0 or y1 <= y0:
-            raise ConversionError(path, f'object {k}: degenerate box '
-                                  f'{[x0, y0, x1, y1]}')
-        attrs = {}
-        for t in ('difficult', 'truncated'):
-            v = obj.findtext(t)
-            attrs[t] = int(float(v.strip())) if v and v.strip() else 0
-        objs.append((name, [x0, y0, x1 - x0, y1 - y0], attrs))
-    return wh, objs
+KAGGLE_SPLITS = ('train', 'validation')
+_EXTS = ('.jpg', '.jpeg', '.png', '.bmp')
 
 
 @register_converter('neu_det')
@@ -114,19 +68,32 @@ class NEUDETConverter(BaseConverter):
                'rolled-in_scale', 'scratches')
 
     def scan(self) -> List[Tuple[str, str]]:
+        base = ''
+        if not any(os.path.isdir(os.path.join(self.root, d))
+                   for d in (PAIRS[0][0], PAIRS[1][0]) + KAGGLE_SPLITS) \
+                and os.path.isdir(os.path.join(self.root, 'NEU-DET')):
+            base = 'NEU-DET/'
+        folders = [(base + i, base + a) for i, a in PAIRS]  # as published
+        for sub in KAGGLE_SPLITS:  # Kaggle: <split>/images/<class>/
+            d = os.path.join(self.root, base + sub, 'images')
+            if os.path.isdir(d):
+                folders += [(f'{base}{sub}/images/{c}',
+                             f'{base}{sub}/annotations')
+                            for c in sorted(os.listdir(d))]
         items = []
-        for img_dir, ann_dir in PAIRS:
+        for img_dir, ann_dir in folders:
             d = os.path.join(self.root, img_dir)
             if not os.path.isdir(d):
                 continue
             for name in sorted(os.listdir(d)):
                 stem, ext = os.path.splitext(name)
-                if ext.lower() in ('.jpg', '.jpeg', '.png', '.bmp'):
+                if ext.lower() in _EXTS:
                     items.append((f'{img_dir}/{name}',
                                   f'{ann_dir}/{stem}.xml'))
         if not items:
-            raise ConversionError(self.root, 'no images in IMAGES/ or '
-                                  'Validation_Images/ (is this NEU-DET?)')
+            raise ConversionError(self.root, 'no images in IMAGES/, '
+                                  'Validation_Images/ or {train,validation}/'
+                                  'images/<class>/ (is this NEU-DET?)')
         return items
 
     def item_path(self, item) -> str:
@@ -147,4 +114,10 @@ class NEUDETConverter(BaseConverter):
         inst = [Instance(name, bbox=box, attributes=attrs,
                          source_path=xml_path)
                 for name, box, attrs in objs]
-        return ImageRecord(rel, w, h, instances=inst, image_label=label)
+        parts = rel.split('/')
+        attrs = {}
+        if len(parts) >= 4 and parts[-3] == 'images' and \
+                parts[-4] in KAGGLE_SPLITS:
+            attrs['copy_split'] = parts[-4]
+        return ImageRecord(rel, w, h, instances=inst, image_label=label,
+                           attributes=attrs)
