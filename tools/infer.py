@@ -265,8 +265,21 @@ def main() -> int:
     root, files = list_images(args.inputs, exclude=out_dir)
     if not files:
         raise SystemExit(f'{args.inputs}: no images ({", ".join(IMAGE_EXTS)})')
-    model = init_detector(args.config, args.checkpoint, device=args.device,
-                          cfg_options=args.cfg_options)
+    from mmengine.config import Config
+
+    from imdd_mm.utils.provenance import (check_frozen_sources,
+                                          checkpoint_frozen_sources,
+                                          prepare_frozen_sources)
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    # the checkpoint's recorded Stage-1 checkpoint when the config has none
+    prepare_frozen_sources(cfg, args.checkpoint)
+    model = init_detector(cfg, args.checkpoint, device=args.device)
+    check_frozen_sources(
+        model.frozen_sources(), checkpoint_frozen_sources(args.checkpoint),
+        override=bool(cfg.model.get('override_frozen_sources', False)),
+        source=args.checkpoint)
     model.set_vocabulary(vocab)
     pipeline = build_pipeline(model.cfg)
     stems = output_stems(root, files)

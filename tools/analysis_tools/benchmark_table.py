@@ -584,7 +584,26 @@ def build_table(table_spec: dict, executor: Callable[[Run], None],
         tables.append(table)
     for t in tables:
         t.commands = commands
+        t.notes += frozen_source_footnotes(all_runs)
     return tables
+
+
+def frozen_source_footnotes(runs: Sequence['Run']) -> List[str]:
+    """Footnotes for runs whose results record random frozen networks
+    (``frozen_sources`` in the results JSON, written by
+    ``FrozenSourcesHook``): such numbers are not the pretrained model's."""
+    notes = []
+    for run in runs:
+        sources = (run.metrics or {}).get('frozen_sources')
+        if not isinstance(sources, dict):
+            continue
+        names = [n for n, s in sources.items()
+                 if isinstance(s, dict) and s.get('kind') == 'random']
+        if names:
+            notes.append(f'† {run.name}: RANDOM frozen weights in '
+                         f'{", ".join(names)} (model.allow_random_frozen='
+                         'True); not the pretrained networks\' numbers.')
+    return notes
 
 
 def samples_to_reach(samples: Sequence[float],

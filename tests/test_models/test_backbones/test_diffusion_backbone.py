@@ -325,7 +325,7 @@ def test_load_from_diffusers_folder(tmp_path, backbone):
 
 
 def test_builder_cfg_errors(tmp_path):
-    with pytest.raises(ValueError, match='exactly one'):
+    with pytest.raises(ValueError, match='give `config`'):
         build_unet(dict())
     with pytest.raises(KeyError, match='unknown keys'):
         build_unet(dict(config=TINY_UNET_CONFIG, foo=1))
@@ -353,11 +353,14 @@ def test_stage1_checkpoint_hook(monkeypatch, tmp_path):
         calls.append((path, type(unet).__name__))
         with torch.no_grad():
             unet.conv_in.bias.fill_(0.5)
+        return dict(frozen_source=dict(kind='stage1_checkpoint', path=path,
+                                       sha256='ab' * 32, ema=True))
 
     monkeypatch.setattr(pre, 'load_stage1_weights', fake_load, raising=False)
     bb = tiny_backbone(stage1_checkpoint=str(tmp_path / 's1.pth'))
     assert calls == [(str(tmp_path / 's1.pth'), 'UNet2DConditionModel')]
     assert torch.all(bb.unet.conv_in.bias == 0.5)
+    assert bb.frozen_sources()['unet']['kind'] == 'stage1_checkpoint'
 
 
 def test_sd15_full_size_builds_with_paper_sizes():
