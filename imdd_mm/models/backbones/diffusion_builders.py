@@ -271,9 +271,19 @@ def _from_pretrained(cls, cfg: dict, default_sub: str, what: str):
             f'({type(err).__name__})', f'Fetch it once with `{fetch}` or '
             'point `pretrained` at a local diffusers folder.') from err
     sha = None
-    cached = getattr(model.config, '_name_or_path', None)
-    if cached and osp.isdir(cached):
-        sha = _weights_sha256(cached, kwargs.get('variant'))
+    from huggingface_hub import try_to_load_from_cache
+    variant = kwargs.get('variant')
+    for name in _WEIGHT_FILES:
+        if variant:
+            name = name.replace('model.', f'model.{variant}.')
+        found = try_to_load_from_cache(
+            path, f'{sub}/{name}' if sub else name,
+            cache_dir=kwargs.get('cache_dir'),
+            revision=kwargs.get('revision'))
+        if isinstance(found, str) and osp.isfile(found):
+            sha = weights_file_sha256(osp.dirname(found),
+                                      (osp.basename(found), ))
+            break
     return model, dict(kind='hub', id=path, subfolder=sub, sha256=sha)
 
 
