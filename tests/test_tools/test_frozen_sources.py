@@ -126,6 +126,11 @@ def test_plain_config_test_restores_the_stage1_unet(setup, monkeypatch):
                      setup.tmp / 't1', '--out', plain_out])
     assert 'restored from the recorded Stage-1 checkpoint' in \
         proc.stdout + proc.stderr
+    # the results JSON records the frozen sources (benchmark footnotes)
+    import json
+    (results, ) = (setup.tmp / 't1').glob('*/*.json')
+    recorded = json.loads(results.read_text())['frozen_sources']
+    assert recorded['backbone.unet']['path'] == str(setup.stage1)
     _test_in_process(setup.plain, setup.ckpt, str(again_out),
                      setup.tmp / 't2',
                      **{'model.stage1_checkpoint': str(setup.stage1)})
