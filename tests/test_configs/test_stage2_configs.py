@@ -102,15 +102,16 @@ def test_full_size_model_builds_with_paper_sizes():
 
 def _sd_vae_cached() -> bool:
     from huggingface_hub import try_to_load_from_cache
-    found = try_to_load_from_cache('stable-diffusion-v1-5/stable-diffusion-v1-5',
-                                   'vae/config.json')
+    found = try_to_load_from_cache(
+        'stable-diffusion-v1-5/stable-diffusion-v1-5', 'vae/config.json')
     return isinstance(found, str)
 
 
-@pytest.mark.parametrize('path', [CONFIGS / 'stage2_visa.py',
-                                  CONFIGS / 'stage1_imdd.py',
-                                  CONFIGS / 'seg' / 'imdd_seg_magnetic_tile.py'],
-                         ids=lambda p: p.name)
+PAPER_SCALE = [CONFIGS / 'stage2_visa.py', CONFIGS / 'stage1_imdd.py',
+               CONFIGS / 'seg' / 'imdd_seg_magnetic_tile.py']
+
+
+@pytest.mark.parametrize('path', PAPER_SCALE, ids=lambda p: p.name)
 def test_paper_configs_default_to_pretrained_frozen_parts(path):
     """The paper-scale configs ask for the SD-1.5 VAE and OpenAI CLIP and
     never accept random frozen weights by default."""

@@ -111,8 +111,9 @@ def openclip_model_name(model_name: ModelName,
     variant = f'{model_name}-quickgelu'
     if open_clip.get_model_config(variant) is None:
         raise ValueError(
-            f'{pretrained!r} are OpenAI CLIP weights (QuickGELU) but open_clip '
-            f'has no {variant!r}; give a config dict with quick_gelu=True')
+            f'{pretrained!r} are OpenAI CLIP weights (QuickGELU) but '
+            f'open_clip has no {variant!r}; give a config dict with '
+            'quick_gelu=True')
     return variant
 
 
