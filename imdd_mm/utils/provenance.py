@@ -305,16 +305,22 @@ def check_stage1_sources(stage1_sources: Optional[Mapping[str, Mapping]],
     diffs = source_differences(current, stage1_sources)
     if not diffs:
         return []
-    text = (f'the Stage-1 checkpoint {path} was trained with other frozen '
-            'networks than this Stage-2 build (the U-Net would see latents '
-            'or conditions it was never trained on): ' + ' | '.join(diffs))
+    _refuse_or_warn(
+        f'the Stage-1 checkpoint {path} was trained with other frozen '
+        'networks than this Stage-2 build (the U-Net would see latents or '
+        'conditions it was never trained on): ' + ' | '.join(diffs),
+        'Use the Stage-1 networks', override)
+    return diffs
+
+
+def _refuse_or_warn(text: str, advice: str, override: bool) -> None:
+    """Raise :class:`FrozenSourceMismatch`, or warn under the override."""
     if not override:
         raise FrozenSourceMismatch(
-            text + f'. Use the Stage-1 networks, or accept the difference '
-            f'with {OVERRIDE_KEY}=True.')
-    print_log(text + f' ({OVERRIDE_KEY}=True: continuing)',
+            f'{text}. {advice}, or accept the difference with '
+            f'{OVERRIDE_KEY}=True.')
+    print_log(f'{text} ({OVERRIDE_KEY}=True: continuing)',
               logger='current', level=logging.WARNING)
-    return diffs
 
 
 # ---------------------------------------------------------------- files
@@ -358,14 +364,9 @@ def check_frozen_sources(current: Mapping[str, Mapping],
               'this build' for n in missing]
     if not diffs:
         return []
-    text = (f'{source} was written by a model with other frozen networks '
-            'than this build: ' + ' | '.join(diffs))
-    if not override:
-        raise FrozenSourceMismatch(
-            text + f'. Fix the config, or accept the difference with '
-            f'{OVERRIDE_KEY}=True.')
-    print_log(text + f' ({OVERRIDE_KEY}=True: continuing)',
-              logger='current', level=logging.WARNING)
+    _refuse_or_warn(
+        f'{source} was written by a model with other frozen networks than '
+        'this build: ' + ' | '.join(diffs), 'Fix the config', override)
     return diffs
 
 
@@ -427,14 +428,11 @@ def restore_frozen_sources(cfg, checkpoint_path: str,
         given = path
     sha = stage1_sha256(given)
     if rec.get('sha256') and sha != rec['sha256']:
-        text = (f'{checkpoint_path} was trained on the Stage-1 checkpoint '
-                f'{rec.get("path")} (sha256 {rec["sha256"]}), but the config '
-                f'gives {given} (sha256 {sha})')
-        if not override:
-            raise FrozenSourceMismatch(
-                text + f'; accept it with {OVERRIDE_KEY}=True')
-        print_log(text + f' ({OVERRIDE_KEY}=True: continuing)',
-                  logger='current', level=logging.WARNING)
+        _refuse_or_warn(
+            f'{checkpoint_path} was trained on the Stage-1 checkpoint '
+            f'{rec.get("path")} (sha256 {rec["sha256"]}), but the config '
+            f'gives {given} (sha256 {sha})',
+            'Give the recorded Stage-1 checkpoint', override)
     return model_cfg
 
 

@@ -162,3 +162,33 @@ def test_other_stage1_checkpoint_is_refused_unless_overridden(setup):
     cfg = Config.fromfile(str(setup.plain))
     restore_frozen_sources(cfg, str(setup.ckpt))
     assert cfg.model.stage1_checkpoint == str(setup.stage1)
+
+
+@pytest.mark.slow
+def test_infer_with_plain_config_restores_the_stage1_unet(setup,
+                                                          monkeypatch):
+    """tools/infer.py (its main, in this process) with the plain config
+    gives what it gives with the Stage-1 option passed again."""
+    import importlib.util
+    import json
+    import sys
+    spec = importlib.util.spec_from_file_location(
+        'imdd_tools_infer_fs', REPO_ROOT / 'tools' / 'infer.py')
+    infer = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(infer)
+    (image, ) = sorted((setup.tmp / 'surfaces').rglob('*.png'))[:1]
+    outs = []
+    for name, extra in (('plain', []), ('again', [
+            '--cfg-options', f'model.stage1_checkpoint={setup.stage1}'])):
+        out = setup.tmp / f'infer_{name}'
+        monkeypatch.setattr(sys, 'argv', [
+            'infer.py', str(image), str(setup.plain), str(setup.ckpt),
+            '--vocab', 'scratch,crack', '--out', str(out), '--device',
+            'cpu', '--score-thr', '0'] + extra)
+        assert infer.main() == 0
+        (record, ) = [p for p in out.glob('*.json')
+                      if p.name != 'summary.json']
+        outs.append(json.loads(record.read_text()))
+    assert outs[0]['instances'] == outs[1]['instances']
+    assert outs[0]['max_defect_probability'] == \
+        outs[1]['max_defect_probability']

@@ -171,9 +171,13 @@ def resolve_openclip_weights(model_name: ModelName, pretrained: str,
     if osp.isfile(path):
         return path, dict(kind='file', path=path, sha256=file_sha256(path),
                           **label)
-    if _looks_like_path(pretrained) or isinstance(model_name, dict):
+    if _looks_like_path(pretrained):
         raise unavailable(what, f'the open_clip weights file {path}',
                           'No such file.')
+    if isinstance(model_name, dict):
+        raise ValueError(f'{what}: {pretrained!r} is not a file, and '
+                         'open_clip pretrained tags need a model name, not '
+                         'a config dict')
     found, looked = _cached_tag_file(model_name, pretrained)
     if found is None:
         fetch = (f"python -c \"import open_clip; open_clip.create_model("
