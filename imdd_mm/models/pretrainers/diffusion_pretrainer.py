@@ -47,9 +47,9 @@ from torch import Tensor
 from mmdet.registry import MODELS
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
 
+from imdd_mm.utils.provenance import enforces_frozen_policy
 from ..backbones.diffusion_builders import (build_unet, build_vae,
                                             he_xavier_init_)
-from imdd_mm.utils.provenance import enforces_frozen_policy
 from ..backbones.frozen import FrozenModulesMixin
 
 _DEFAULT_PREPROCESSOR = dict(
