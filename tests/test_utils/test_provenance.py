@@ -258,3 +258,18 @@ def test_unet_config_identity():
     _, c = build_unet(dict(config=TINY_UNET_CONFIG, seed=1),
                       with_source=True)
     assert a == b and a != c
+
+
+def test_generation_checkpoint_load_checks_frozen_sources(tmp_path):
+    """load_pretrainer_checkpoint (tools/generate.py) refuses a Stage-1
+    checkpoint recorded with another VAE than the built pretrainer's."""
+    from imdd_mm.models.pretrainers import load_pretrainer_checkpoint
+    cfg1 = Config.fromfile(str(TINY1))
+    path = tmp_path / 's1.pth'
+    _stage1_ckpt(path, cfg1)
+    same = MODELS.build(copy.deepcopy(cfg1.model))
+    load_pretrainer_checkpoint(same, str(path))
+    cfg1.model.vae = dict(config=TINY_VAE_CONFIG, seed=9)
+    other = MODELS.build(cfg1.model)
+    with pytest.raises(FrozenSourceMismatch, match='vae'):
+        load_pretrainer_checkpoint(other, str(path))

@@ -31,8 +31,9 @@ import torch.nn as nn
 from mmengine.logging import print_log
 
 from imdd_mm.utils.checkpoint import safe_torch_load
-from imdd_mm.utils.provenance import (FROZEN_SOURCES_KEY, check_stage1_sources,
-                                      stage1_sha256)
+from imdd_mm.utils.provenance import (FROZEN_SOURCES_KEY,
+                                      check_frozen_sources,
+                                      check_stage1_sources, stage1_sha256)
 
 #: file name of the captioner MLP state dict inside an exported folder
 CAPTIONER_MLP_FILE = 'captioner_mlp.pth'
@@ -185,7 +186,9 @@ def load_pretrainer_checkpoint(model: nn.Module,
 
     Frozen parts (VAE, text encoder, CLIP tower) are not in the checkpoint
     and keep the weights they were built with; every trainable weight must
-    be present.
+    be present, and the frozen ones must be those the checkpoint recorded
+    (``meta['imdd_frozen_sources']``) unless the model was built with
+    ``override_frozen_sources=True``.
     """
     path = os.path.expanduser(str(path))
     if osp.isdir(path):
@@ -193,6 +196,12 @@ def load_pretrainer_checkpoint(model: nn.Module,
     if not osp.isfile(path):
         raise FileNotFoundError(f'Stage-1 checkpoint {path} does not exist')
     ckpt = safe_torch_load(path, map_location='cpu')
+    if hasattr(model, 'frozen_sources'):
+        check_frozen_sources(
+            model.frozen_sources(),
+            (ckpt.get('meta') or {}).get(FROZEN_SOURCES_KEY),
+            override=bool(getattr(model, 'override_frozen_sources', False)),
+            source=path)
     state = stage1_state_dict(ckpt, use_ema=use_ema, source=path)
     missing, unexpected = model.load_state_dict(state, strict=False)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
