@@ -177,6 +177,8 @@ def write_configs(out: Path, converted: Path, image_root: Path, split: Dict,
     stage1 = cfg_dir / 'demo_stage1.py'
     stage1.write_text(f'''# Tiny Stage-1 pretraining on the demo's training captions.
 _base_ = ['{REPO / "configs/imdd/tiny/stage1_tiny.py"}']
+# tiny models: random frozen VAE and CLIP image tower, openly
+model = dict(allow_random_frozen=True)
 max_iters = {args.stage1_iters}
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters)
 train_dataloader = dict(dataset=dict(
@@ -198,6 +200,9 @@ _base_ = ['{REPO / "configs/imdd/tiny/stage2_tiny.py"}']
 base_classes = {tuple(split["base"])!r}
 all_classes = {tuple(split["all"])!r}
 model = dict(
+    # tiny models: random frozen VAE and CLIP image tower, openly (the
+    # report and the tables say so)
+    allow_random_frozen=True,
     # a tiny model spreads its class probabilities over K + 1 (void) classes:
     # report instances, pixels and image labels from 0.3 instead of 0.5
     test_cfg=dict(image_score_thr=0.3, sem_seg_thr=0.3),

@@ -265,10 +265,19 @@ def main() -> int:
     root, files = list_images(args.inputs, exclude=out_dir)
     if not files:
         raise SystemExit(f'{args.inputs}: no images ({", ".join(IMAGE_EXTS)})')
+    from imdd_mm.utils.provenance import (check_frozen_sources,
+                                          checkpoint_frozen_sources,
+                                          prepare_frozen_sources)
     from imdd_mm.utils.run_record import load_run_config
     # '${category}' strings follow --cfg-options category=<name>
-    model = init_detector(load_run_config(args.config, args.cfg_options),
-                          args.checkpoint, device=args.device)
+    cfg = load_run_config(args.config, args.cfg_options)
+    # the checkpoint's recorded Stage-1 checkpoint when the config has none
+    prepare_frozen_sources(cfg, args.checkpoint)
+    model = init_detector(cfg, args.checkpoint, device=args.device)
+    check_frozen_sources(
+        model.frozen_sources(), checkpoint_frozen_sources(args.checkpoint),
+        override=bool(cfg.model.get('override_frozen_sources', False)),
+        source=args.checkpoint)
     model.set_vocabulary(vocab)
     pipeline = build_pipeline(model.cfg)
     stems = output_stems(root, files)

@@ -25,6 +25,7 @@ from mmengine.runner import Runner
 
 from imdd_mm.utils import register_all_modules, setup_cpu_distributed
 from imdd_mm.utils import run_record
+from imdd_mm.utils.provenance import prepare_frozen_sources
 
 
 def parse_args():
@@ -106,6 +107,10 @@ def main():
 
     cfg.load_from = (None if args.checkpoint.lower() == 'none' else
                      args.checkpoint)
+    # a Stage-2 checkpoint holds only the head: its frozen U-Net comes from
+    # the Stage-1 checkpoint it recorded (model.override_frozen_sources=True
+    # accepts a config naming another one)
+    prepare_frozen_sources(cfg, cfg.load_from)
 
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)

@@ -20,6 +20,7 @@ from mmengine.runner import Runner
 
 from imdd_mm.utils import register_all_modules, setup_cpu_distributed
 from imdd_mm.utils import run_record
+from imdd_mm.utils.provenance import prepare_frozen_sources
 
 
 def parse_args():
@@ -122,6 +123,8 @@ def main():
     setup_cache_size_limit_of_dynamo()
 
     cfg = build_config(args)
+    # frozen networks of a checkpoint to load/resume: restored and checked
+    prepare_frozen_sources(cfg, cfg.get('load_from'))
     # gloo + device-less DDP when launched by torchrun without CUDA
     setup_cpu_distributed(cfg)
 

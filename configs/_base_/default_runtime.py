@@ -9,7 +9,9 @@ default_hooks = dict(
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(type='CheckpointHook', interval=5, max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='DetVisualizationHook'))
+    visualization=dict(type='DetVisualizationHook'),
+    # frozen-network provenance in checkpoints/results, checked on load
+    frozen_sources=dict(type='FrozenSourcesHook'))
 
 env_cfg = dict(
     cudnn_benchmark=False,

@@ -14,9 +14,11 @@
 # The corpus is the one written by data_converters/build_corpus.py
 # (data/imdd1m/index.json + shards). Captions are encoded by the frozen
 # CLIP ViT-L/14 text tower (768-d, eq. 3); the VAE is SD-1.5's (frozen);
-# the captioner's CLIP image tower is ViT-B-16 (512-d, eq. 6). Their
-# pretrained weights are opt-in (see the model below): building this config
-# needs no network.
+# the captioner's CLIP image tower is ViT-B-16 (512-d, eq. 6). They load
+# the paper's pretrained weights from the local caches (Hugging Face hub
+# cache, open_clip's cache) or local paths; nothing is downloaded at build
+# time, and missing weights fail the build with one message naming them.
+# model.allow_random_frozen=True accepts random frozen weights instead.
 default_scope = 'mmdet'
 custom_imports = dict(imports=['imdd_mm'], allow_failed_imports=False)
 
@@ -55,33 +57,20 @@ sd15_unet = dict(
 model = dict(
     type='IMDDDiffusionPretrainer',
     unet=dict(config=sd15_unet, init='he_xavier', seed=0),
-    # Frozen SD-1.5 VAE. Building needs no network: the layout below is
-    # randomly initialised unless you opt in to the real weights with
-    #   model.vae.pretrained=stable-diffusion-v1-5/stable-diffusion-v1-5
-    #   (hub id, or a local diffusers folder) model.vae.config=None
+    # Frozen SD-1.5 VAE: hub id (from the Hugging Face cache) or a local
+    # diffusers folder, e.g. model.vae.pretrained=/models/sd15 (with vae/).
     vae=dict(
-        config=dict(
-            in_channels=3,
-            out_channels=3,
-            down_block_types=('DownEncoderBlock2D', ) * 4,
-            up_block_types=('UpDecoderBlock2D', ) * 4,
-            block_out_channels=(128, 256, 512, 512),
-            layers_per_block=2,
-            act_fn='silu',
-            latent_channels=4,
-            norm_num_groups=32,
-            sample_size=512,
-            scaling_factor=0.18215),
+        pretrained='stable-diffusion-v1-5/stable-diffusion-v1-5',
+        subfolder='vae',
         drop_decoder=False),
-    # Frozen CLIP towers: opt in to the paper's pretrained weights with
-    #   model.text_encoder.pretrained=openai model.captioner.pretrained=openai
-    # (open_clip tags, or local .bin/.safetensors files).
+    # Frozen OpenAI CLIP towers (open_clip tag from its cache, or local
+    # .bin/.safetensors files; OpenAI weights build the -quickgelu variant).
     text_encoder=dict(
-        type='CLIPTextEncoder', model_name='ViT-L-14', pretrained=None),
+        type='CLIPTextEncoder', model_name='ViT-L-14', pretrained='openai'),
     captioner=dict(
         type='ImplicitCaptioner',
         model_name='ViT-B-16',
-        pretrained=None,
+        pretrained='openai',
         in_dim=512,
         hidden_dim=256,
         out_dim=768),
@@ -98,6 +87,7 @@ model = dict(
     null_condition='empty',
     latent_sampling='sample',
     vae_fp32=True,
+    allow_random_frozen=False,  # True: accept random frozen networks
     gradient_checkpointing=gradient_checkpointing,
     data_preprocessor=dict(
         type='ImgDataPreprocessor',
@@ -202,7 +192,9 @@ default_hooks = dict(
     checkpoint=dict(
         type='CheckpointHook', by_epoch=True, interval=1, max_keep_ckpts=3,
         save_last=True),
-    sampler_seed=dict(type='DistSamplerSeedHook'))
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    # frozen-network provenance in checkpoints (checked by Stage 2)
+    frozen_sources=dict(type='FrozenSourcesHook'))
 
 env_cfg = dict(
     cudnn_benchmark=False,

@@ -32,6 +32,7 @@ SAFE_GLOBALS = {
     ('builtins', 'frozenset'),
     ('builtins', 'slice'),
     ('builtins', 'complex'),
+    ('builtins', 'bytes'),  # b'' under pickle protocol 2 (empty buffers)
     ('builtins', 'bytearray'),
     ('_codecs', 'encode'),
     ('numpy', 'dtype'),
@@ -135,7 +136,8 @@ class _RestrictedPickleModule:
 
 
 def safe_torch_load(file, map_location: Optional[Any] = None,
-                    source: Optional[str] = None) -> Any:
+                    source: Optional[str] = None,
+                    mmap: bool = False) -> Any:
     """``torch.load`` through :class:`RestrictedUnpickler`.
 
     Args:
@@ -143,6 +145,8 @@ def safe_torch_load(file, map_location: Optional[Any] = None,
         map_location: As for ``torch.load``.
         source (str, optional): Name used in error messages; defaults to
             ``file`` when it is a path.
+        mmap (bool): Memory-map the tensors (zip checkpoints only), e.g.
+            to read only the ``meta`` of a large file.
 
     Returns:
         The unpickled checkpoint.
@@ -159,6 +163,7 @@ def safe_torch_load(file, map_location: Optional[Any] = None,
         file,
         map_location=map_location,
         weights_only=False,
+        mmap=mmap,
         pickle_module=_RestrictedPickleModule(source))
 
 

@@ -74,6 +74,8 @@ minmax(420px,1fr));gap:16px}
 .sample{border:1px solid #ddd;padding:8px;border-radius:4px}
 .sample img{width:32%;image-rendering:pixelated;margin-right:1%}
 .cap{font-size:12px;color:#555}
+.warn{background:#fdecea;border:2px solid #c62828;color:#8e0000;
+padding:8px 12px;font-weight:bold}
 """
 
 
@@ -150,7 +152,8 @@ def render_html_report(title: str,
                        curves: Sequence[Curve] = (),
                        samples: Sequence[ReportSample] = (),
                        commands: Sequence[str] = (),
-                       notes: Sequence[str] = ()) -> str:
+                       notes: Sequence[str] = (),
+                       warnings: Sequence[str] = ()) -> str:
     """Build the report's HTML text.
 
     Args:
@@ -160,6 +163,8 @@ def render_html_report(title: str,
         samples (Sequence[ReportSample]): Predictions beside ground truth.
         commands (Sequence[str]): Commands that produced the results.
         notes (Sequence[str]): Free-text paragraphs.
+        warnings (Sequence[str]): Shown first, in a red box (e.g. random
+            frozen networks).
 
     Returns:
         str: A complete HTML document with no external resources.
@@ -169,6 +174,7 @@ def render_html_report(title: str,
         f'<title>{html.escape(title)}</title><style>{_CSS}</style>',
         f'</head><body><h1>{html.escape(title)}</h1>'
     ]
+    parts += [f'<p class="warn">{html.escape(w)}</p>' for w in warnings]
     parts += [f'<p>{html.escape(n)}</p>' for n in notes]
     if commands:
         parts.append('<h2>Commands</h2><pre>' +

@@ -79,6 +79,7 @@ def test_full_size_model_builds_with_paper_sizes():
     Mask2Former part reported (paper: 45M; this FPN head: ~20.5M)."""
     register_all_modules()
     cfg = Config.fromfile(str(CONFIGS / 'stage2_visa.py'))
+    cfg.model.allow_random_frozen = True  # no weights at test time
     with torch.device('meta'):
         model = MODELS.build(cfg.model)
 
@@ -97,3 +98,80 @@ def test_full_size_model_builds_with_paper_sizes():
                for n, p in model.named_parameters() if p.requires_grad)
     assert not [k for k in model.state_dict()
                 if not k.startswith('panoptic_head.')]
+
+
+def _sd_vae_cached() -> bool:
+    from huggingface_hub import try_to_load_from_cache
+    found = try_to_load_from_cache(
+        'stable-diffusion-v1-5/stable-diffusion-v1-5', 'vae/config.json')
+    return isinstance(found, str)
+
+
+PAPER_SCALE = [CONFIGS / 'stage2_visa.py', CONFIGS / 'stage1_imdd.py',
+               CONFIGS / 'seg' / 'imdd_seg_magnetic_tile.py']
+
+
+@pytest.mark.parametrize('path', PAPER_SCALE, ids=lambda p: p.name)
+def test_paper_configs_default_to_pretrained_frozen_parts(path):
+    """The paper-scale configs ask for the SD-1.5 VAE and OpenAI CLIP and
+    never accept random frozen weights by default."""
+    cfg = Config.fromfile(str(path))
+    model = cfg.model
+    assert model.allow_random_frozen is False
+    vae = model.vae if 'vae' in model else model.backbone.vae
+    assert vae.pretrained == 'stable-diffusion-v1-5/stable-diffusion-v1-5'
+    assert vae.subfolder == 'vae'
+    assert model.captioner.pretrained == 'openai'
+    text = (model.text_encoder if 'text_encoder' in model else
+            (model.get('panoptic_head') or model.decode_head).text_encoder)
+    assert text.pretrained == 'openai'
+
+
+@pytest.mark.skipif(_sd_vae_cached(), reason='SD-1.5 VAE is cached here')
+def test_paper_config_without_weights_fails_with_one_clear_message():
+    from imdd_mm.utils.provenance import FrozenWeightsUnavailable
+    register_all_modules()
+    cfg = Config.fromfile(str(CONFIGS / 'stage2_visa.py'))
+    with torch.device('meta'), pytest.raises(FrozenWeightsUnavailable) as e:
+        MODELS.build(cfg.model)
+    msg = str(e.value)
+    assert 'stable-diffusion-v1-5/stable-diffusion-v1-5' in msg
+    assert 'model.allow_random_frozen=True' in msg
+
+
+def test_random_frozen_full_size_says_so():
+    """With the switch, a full-size model with random frozen parts records
+    them (with what was asked for) and warns at build."""
+    import logging
+
+    from mmengine.logging import MMLogger
+
+    from imdd_mm.utils.provenance import any_random_frozen
+    register_all_modules()
+    cfg = Config.fromfile(str(CONFIGS / 'stage2_visa.py'))
+    cfg.model.allow_random_frozen = True
+    cfg.model.backbone.vae.pretrained = '/nonexistent/sd15'
+    warnings = []
+
+    class Keep(logging.Handler):
+
+        def emit(self, record):
+            if record.levelno >= logging.WARNING:
+                warnings.append(record.getMessage())
+
+    logger = MMLogger.get_current_instance()
+    handler = Keep()
+    logger.addHandler(handler)
+    try:
+        with torch.device('meta'):
+            model = MODELS.build(cfg.model)
+    finally:
+        logger.removeHandler(handler)
+    sources = model.frozen_sources()
+    assert any_random_frozen(sources)
+    assert sources['backbone.unet']['kind'] == 'random'  # no Stage 1 given
+    vae = sources['backbone.vae']
+    assert vae['kind'] == 'random'
+    assert vae['fallback_for']['pretrained'] == '/nonexistent/sd15'
+    assert any('RANDOM FROZEN WEIGHTS' in w and 'backbone.vae' in w
+               for w in warnings)

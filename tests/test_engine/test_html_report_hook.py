@@ -202,3 +202,23 @@ def test_sample_to_report_reads_original_image(images):
     rep = sample_to_report(
         _sample(images['deep'], False, 0.1), CLASSES, 0.3)
     assert rep.pred_masks.shape == (0, H, W) and rep.pred_labels == []
+
+
+def test_report_says_when_frozen_networks_are_random(images, tmp_path):
+    out = tmp_path / 'report.html'
+    hook = HOOKS.build(dict(type='HTMLReportHook', out_file=str(out)))
+    runner = _runner(vocabulary=None)
+    sources = {'backbone.vae': dict(kind='random', seed=0),
+               'captioner.visual': dict(kind='open_clip', model='ViT-B-16',
+                                        tag='openai')}
+    runner.model.module.frozen_sources = lambda: sources
+    hook.before_test(runner)
+    hook.after_test_iter(runner, 0, outputs=[
+        _sample(images['defect_0'], True, 0.9, gt_label=1)])
+    hook.after_test_epoch(runner, {'x/acc': 0.5})
+    text = out.read_text(encoding='utf-8')
+    assert 'class="warn">RANDOM FROZEN WEIGHTS: backbone.vae' in text
+    assert 'captioner.visual: open_clip model=ViT-B-16 tag=openai' in text
+    sources['backbone.vae'] = dict(kind='hub', id='org/sd')
+    hook.after_test_epoch(runner, {'x/acc': 0.5})
+    assert 'RANDOM FROZEN' not in out.read_text(encoding='utf-8')

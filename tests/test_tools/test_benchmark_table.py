@@ -420,3 +420,28 @@ def test_dry_run_prints_commands(tmp_path, capsys):
     assert 'configs/n25.py w/n25/epoch_50.pth' in out
     assert '--launcher pytorch' in out
     assert sys.executable in out
+
+
+def test_footnote_for_results_with_random_frozen_networks(tmp_path):
+    """A results file recording random frozen networks (FrozenSourcesHook
+    writes ``frozen_sources``) gets a footnote under its table."""
+    r = tmp_path / 'results'
+    random_src = {'backbone.vae': {'kind': 'random', 'seed': 0},
+                  'backbone.unet': {'kind': 'stage1_checkpoint',
+                                    'sha256': 'ab' * 32}}
+    real_src = {'backbone.vae': {'kind': 'hub', 'id': 'org/sd'}}
+    table_spec = dict(kind='segmentation', entries=[
+        dict(name='tiny', results=write_results(
+            r / 'a.json', **{'seg/acc': 0.5, 'frozen_sources': random_src})),
+        dict(name='paper-weights', results=write_results(
+            r / 'b.json', **{'seg/acc': 0.6, 'frozen_sources': real_src})),
+        dict(name='old-run', results=write_results(
+            r / 'c.json', **{'seg/acc': 0.7}))])
+    tables = bt.build_table(table_spec, bt.Executor(mode='collect'),
+                            str(tmp_path / 'wd'))
+    notes = [n for t in tables for n in t.notes]
+    random_notes = [n for n in notes if 'RANDOM frozen' in n]
+    assert len(random_notes) == 1
+    assert 'tiny' in random_notes[0] and 'backbone.vae' in random_notes[0]
+    assert 'backbone.unet' not in random_notes[0]
+    assert random_notes[0] in tables[0].markdown()

@@ -95,3 +95,19 @@ def test_getattr_limited_to_history_buffer(tmp_path, target):
     torch.save({'x': Sneaky()}, path)
     with pytest.raises(UnsafeCheckpointError, match='getattr'):
         safe_torch_load(path)
+
+
+def test_empty_history_buffer_checkpoint_loads(tmp_path):
+    """An empty HistoryBuffer pickles b'' as ``builtins.bytes`` (pickle
+    protocol 2, torch.save's default): the safe loader must read it."""
+    hub = MessageHub.get_instance('imdd_empty_buffer')
+    hub.update_info('blob', bytearray(b'\x00\x01'))
+    path = tmp_path / 'empty_buffer.pth'
+    torch.save(dict(meta=dict(), state_dict={},
+                    message_hub=dict(log_scalars={'x': HistoryBuffer()},
+                                     runtime_info=dict(hub.runtime_info))),
+               path)
+    ckpt = safe_torch_load(str(path))
+    buf = ckpt['message_hub']['log_scalars']['x']
+    assert isinstance(buf, HistoryBuffer) and len(buf.data[0]) == 0
+    assert ckpt['message_hub']['runtime_info']['blob'] == b'\x00\x01'

@@ -743,30 +743,39 @@ def provenance_lines(runs: Sequence[Run]) -> List[str]:
     return lines
 
 
-def frozen_weights_notes(runs: Sequence[Run]) -> List[str]:
-    """Footnote on the frozen networks behind the numbers, built from the
-    result records' ``frozen_sources`` (``model.frozen_sources()`` /
-    checkpoint ``meta['imdd_frozen_sources']``): which runs used which
-    weights, and which used random ones."""
-    per_source: Dict[str, List[str]] = {}
-    random_runs = []
+def _run_frozen_sources(run: 'Run') -> Dict[str, dict]:
+    """``{network: source}`` of one run: its result record's
+    ``frozen_sources`` (a list with ``name``), else the results file's
+    ``frozen_sources`` written by ``FrozenSourcesHook`` (a dict)."""
+    listed = (run.record or {}).get('frozen_sources')
+    if listed:
+        return {str(s.get('name', i)): s
+                for i, s in enumerate(listed) if isinstance(s, dict)}
+    found = (run.metrics or {}).get('frozen_sources')
+    return {k: v for k, v in found.items() if isinstance(v, dict)} \
+        if isinstance(found, dict) else {}
+
+
+def frozen_weights_notes(runs: Sequence['Run']) -> List[str]:
+    """Footnotes on the frozen networks behind the numbers: a † line for
+    every run with random frozen weights (``model.allow_random_frozen``),
+    then which weights the runs used."""
+    notes, per_source = [], {}
     for run in runs:
-        for src in (run.record or {}).get('frozen_sources') or []:
-            if not isinstance(src, dict):
-                src = dict(source=str(src))
-            text = ', '.join(f'{k}={src[k]}' for k in sorted(src))
-            per_source.setdefault(text, []).append(run.name)
-            if src.get('random') or str(src.get('source', '')).lower() in (
-                    'random', 'random init', 'random_init'):
-                random_runs.append(run.name)
-    notes = []
-    if random_runs:
-        names = ', '.join(sorted(set(random_runs)))
-        notes.append(f'† Frozen networks with random weights in: {names}.')
+        sources = _run_frozen_sources(run)
+        random = [n for n, s in sources.items() if s.get('kind') == 'random']
+        if random:
+            notes.append(f'† {run.name}: RANDOM frozen weights in '
+                         f'{", ".join(random)} (model.allow_random_frozen='
+                         'True); not the pretrained networks\' numbers.')
+        for name, src in sources.items():
+            text = name + ': ' + ', '.join(
+                f'{k}={src[k]}' for k in sorted(src) if k != 'name')
+            per_source.setdefault(text, set()).add(run.name)
     if per_source:
         notes.append('Frozen weights: ' + '; '.join(
             f'{text} ({len(names)} run{"s" * (len(names) > 1)})'
-            for text, names in per_source.items()) + '.')
+            for text, names in sorted(per_source.items())) + '.')
     return notes
 
 

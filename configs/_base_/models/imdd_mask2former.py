@@ -4,14 +4,15 @@
 #   implicit captioner: frozen open_clip ViT-B-16 image tower + MLP 512-256-768
 #   open-vocabulary Mask2Former: FPN pixel decoder, 100 queries, 9 layers,
 #   classes scored against frozen CLIP ViT-L-14 text embeddings (768-d)
-# Building needs no network: everything is randomly initialised unless
-# weights are given. Opt in with, e.g.
+# Frozen parts default to the paper's pretrained weights (§4.3, §4.4): the
+# SD-1.5 VAE (hub id below, read from the Hugging Face cache, or set
+# model.backbone.vae.pretrained=<local diffusers folder>) and OpenAI CLIP
+# (open_clip tag 'openai' from open_clip's cache, or a local file; built as
+# the -quickgelu variant). The frozen U-Net (+ captioner MLP) comes from
 #   --cfg-options model.stage1_checkpoint=work_dirs/stage1_imdd/epoch_100.pth
-#   (U-Net + captioner MLP from Stage 1; the normal path)
-#   model.backbone.unet.pretrained=<diffusers folder|hub id>
-#   model.backbone.vae.pretrained=<diffusers folder|hub id>
-#   model.captioner.pretrained=openai  model.panoptic_head.text_encoder.pretrained=openai
-#   (open_clip pretrained tags download once unless cached)
+# Nothing is downloaded at build time; missing weights fail the build with
+# one message. model.allow_random_frozen=True accepts random frozen weights
+# (said loudly: build WARNING, checkpoint meta, HTML report, table footnote).
 data_preprocessor = dict(
     type='DetDataPreprocessor',
     mean=[127.5, 127.5, 127.5],  # -> [-1, 1], the VAE's input range
@@ -29,6 +30,7 @@ model = dict(
     caption_prob=0.5,
     freeze_captioner=True,  # Table 9: the captioner is frozen in Stage 2
     stage1_checkpoint=None,
+    allow_random_frozen=False,  # True: accept random frozen networks
     box_mode='mask',
     vocabulary=None,  # None: the training dataset's classes (VocabularyHook)
     test_vocabulary=None,  # e.g. ['scratch', 'dent'] for open-vocab testing
@@ -39,8 +41,13 @@ model = dict(
         timestep=50,
         noise_mode='latent',
         frozen=True,
+        # frozen SD-1.5 VAE (paper §4.3)
+        vae=dict(
+            pretrained='stable-diffusion-v1-5/stable-diffusion-v1-5',
+            subfolder='vae'),
         gradient_checkpointing=False),
-    captioner=dict(type='ImplicitCaptioner'),
+    # frozen OpenAI CLIP ViT-B/16 image tower (eq. 6)
+    captioner=dict(type='ImplicitCaptioner', pretrained='openai'),
     panoptic_head=dict(
         type='OVMask2FormerHead',
         in_channels=None,  # from the backbone: 320, 640, 1280, 1280
@@ -49,7 +56,9 @@ model = dict(
         out_channels=256,
         num_queries=100,
         num_transformer_feat_level=3,
-        text_encoder=dict(type='IMDDCLIPTextEncoder', model_name='ViT-L-14'),
+        text_encoder=dict(
+            type='IMDDCLIPTextEncoder', model_name='ViT-L-14',
+            pretrained='openai'),
         pixel_decoder=dict(
             type='MultiScaleFPNPixelDecoder',
             norm_cfg=dict(type='GN', num_groups=32),

@@ -67,7 +67,8 @@ default_hooks = dict(
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=2000),
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='SegVisualizationHook'))
+    visualization=dict(type='SegVisualizationHook'),
+    frozen_sources=dict(type='mmdet.FrozenSourcesHook'))
 env_cfg = dict(
     cudnn_benchmark=False,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
@@ -87,8 +88,16 @@ model = dict(
     data_preprocessor=data_preprocessor,
     cond_mode='implicit',  # Table 7 ablations: 'null' / 'none'
     stage1_checkpoint=None,
-    backbone=dict(type='IMDDDiffusionBackbone', timestep=50),
-    captioner=dict(type='ImplicitCaptioner'),
+    # paper's pretrained frozen parts (see configs/_base_/models/
+    # imdd_mask2former.py); True accepts random ones
+    allow_random_frozen=False,
+    backbone=dict(
+        type='IMDDDiffusionBackbone',
+        timestep=50,
+        vae=dict(
+            pretrained='stable-diffusion-v1-5/stable-diffusion-v1-5',
+            subfolder='vae')),
+    captioner=dict(type='ImplicitCaptioner', pretrained='openai'),
     decode_head=dict(
         type='OVMask2FormerSegHead',
         vocabulary=None,  # set to the dataset's classes (label order)
@@ -98,7 +107,9 @@ model = dict(
         out_channels=256,
         num_queries=100,
         num_transformer_feat_level=3,
-        text_encoder=dict(type='IMDDCLIPTextEncoder', model_name='ViT-L-14'),
+        text_encoder=dict(
+            type='IMDDCLIPTextEncoder', model_name='ViT-L-14',
+            pretrained='openai'),
         pixel_decoder=dict(
             type='mmdet.MultiScaleFPNPixelDecoder',
             norm_cfg=dict(type='GN', num_groups=32)),

@@ -35,6 +35,8 @@ val_dataloader = dict(
 test_dataloader = val_dataloader
 
 model = dict(
+    # tiny random U-Net/VAE/CLIP image tower, by design (tests, quickstart)
+    allow_random_frozen=True,
     backbone=dict(
         unet=dict(
             config=dict(
@@ -55,6 +57,7 @@ model = dict(
                 cross_attention_dim=text_dim,
                 attention_head_dim=2)),
         vae=dict(
+            _delete_=True,  # not the base's pretrained SD VAE
             config=dict(
                 in_channels=3,
                 out_channels=3,
@@ -68,6 +71,7 @@ model = dict(
                 sample_size=64,
                 scaling_factor=0.18215))),
     captioner=dict(
+        pretrained=None,  # random tiny tower
         model_name=dict(
             embed_dim=512,
             vision_cfg=dict(

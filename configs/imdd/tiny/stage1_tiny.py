@@ -79,6 +79,8 @@ model = dict(
     imp_loss_weight=0.3,
     uncond_prob=0.1,
     null_condition='empty',
+    # tiny random VAE and CLIP image tower, by design (tests, demo)
+    allow_random_frozen=True,
     gradient_checkpointing=False,
     data_preprocessor=dict(
         type='ImgDataPreprocessor',
@@ -165,7 +167,9 @@ default_hooks = dict(
     checkpoint=dict(
         type='CheckpointHook', by_epoch=False, interval=20,
         max_keep_ckpts=2),
-    sampler_seed=dict(type='DistSamplerSeedHook'))
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    # frozen-network provenance in checkpoints (checked by Stage 2)
+    frozen_sources=dict(type='FrozenSourcesHook'))
 
 env_cfg = dict(
     cudnn_benchmark=False,

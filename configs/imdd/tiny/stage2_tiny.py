@@ -30,6 +30,9 @@ model = dict(
     cond_mode='implicit',
     freeze_captioner=True,
     stage1_checkpoint=None,
+    # tiny random U-Net/VAE/CLIP image tower, by design (tests, demo); a
+    # full-size model with random frozen parts is an error without it
+    allow_random_frozen=True,
     box_mode='mask',
     vocabulary=None,  # the dataset's classes (VocabularyHook)
     test_vocabulary=None,

@@ -1,4 +1,5 @@
 # Copyright (c) imdd-mm contributors. Licensed under the Apache License 2.0.
+from .frozen_sources_hook import FrozenSourcesHook
 from .html_report_hook import HTMLReportHook
 
-__all__ = ['HTMLReportHook']
+__all__ = ['HTMLReportHook', 'FrozenSourcesHook']

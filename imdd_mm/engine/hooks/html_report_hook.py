@@ -2,7 +2,7 @@
 """Write a self-contained HTML report at the end of testing
 (``tools/test.py CONFIG CKPT --report report.html``)."""
 import os.path as osp
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import mmcv
 import numpy as np
@@ -10,6 +10,7 @@ from mmdet.registry import HOOKS
 from mmengine.dist import all_gather_object, get_world_size, is_main_process
 from mmengine.hooks import Hook
 
+from imdd_mm.utils.provenance import describe_source, random_names
 from imdd_mm.visualization.overlay import to_rgb_uint8
 from imdd_mm.visualization.report import (Curve, ReportSample,
                                           roc_curve_points,
@@ -67,6 +68,23 @@ def sample_to_report(sample,
         None,
         caption=sample.metainfo.get('caption', '') or '',
         image_label=label_name)
+
+
+def frozen_source_lines(runner) -> Tuple[List[str], List[str]]:
+    """(notes, warnings) of the model's frozen networks for the report: one
+    note listing every source, and a warning when any is random."""
+    model = getattr(runner.model, 'module', runner.model)
+    get = getattr(model, 'frozen_sources', None)
+    if not callable(get):
+        return [], []
+    sources = get()
+    notes = ['frozen networks: ' + '; '.join(
+        f'{name}: {describe_source(src)}' for name, src in sources.items())]
+    names = random_names(sources)
+    warnings = [f'RANDOM FROZEN WEIGHTS: {", ".join(names)} had random '
+                'weights (model.allow_random_frozen=True); these results are '
+                'not those of the pretrained networks.'] if names else []
+    return notes, warnings
 
 
 @HOOKS.register_module()
@@ -163,6 +181,7 @@ class HTMLReportHook(Hook):
             curves.append(
                 Curve('Image-level ROC', 'false positive rate',
                       'true positive rate', {'pred_image_score': (fpr, tpr)}))
+        notes, warnings = frozen_source_lines(runner)
         write_html_report(
             self.out_file,
             self.title,
@@ -173,5 +192,6 @@ class HTMLReportHook(Hook):
                 f'config: {osp.basename(runner.cfg.filename or "")}; '
                 f'images evaluated: {len(runner.test_dataloader.dataset)}; '
                 f'vocabulary: {", ".join(self._class_names(runner))}'
-            ])
+            ] + notes,
+            warnings=warnings)
         runner.logger.info(f'HTML report written to {self.out_file}')

@@ -169,7 +169,12 @@ def build_open_clip(model_name: str = 'ViT-B-16',
                 not os.path.isfile(os.path.expanduser(str(pretrained))):
             raise FileNotFoundError(
                 f'open_clip weights {pretrained!r} not found')
-        model = open_clip.create_model(model_name, pretrained=pretrained)
+        # OpenAI weights need QuickGELU, however they are given
+        from imdd_mm.models.text_encoders.openclip_utils import \
+            openclip_model_name
+        model = open_clip.create_model(
+            openclip_model_name(model_name, pretrained),
+            pretrained=pretrained)
     return model.eval()
 
 

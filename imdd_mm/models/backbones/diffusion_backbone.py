@@ -2,6 +2,7 @@
 """Diffusion-feature backbone of IMDD (paper §4.3, §4.5, §10.3)."""
 import contextlib
 import math
+from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -16,6 +17,8 @@ from .diffusion_builders import (SD15_UNET_CONFIG, SD15_VAE_CONFIG,
 from .frozen import FrozenModulesMixin
 
 NOISE_MODES = ('latent', 'pixel')
+#: fixed-noise tensors kept (one per input shape/device/dtype, LRU)
+NOISE_CACHE_SIZE = 8
 
 
 def ddpm_alphas_cumprod(num_train_timesteps: int = 1000,
@@ -100,7 +103,11 @@ class IMDDDiffusionBackbone(FrozenModulesMixin, BaseModule):
         freeze_vae (bool): freeze the VAE. Default True.
         frozen_dtype (str | None): store frozen networks in ``'fp16'`` or
             ``'bf16'`` to save memory; outputs are cast back to the input
-            dtype outside autocast. Default None (keep fp32).
+            dtype outside autocast. Default None (keep fp32). The VAE stays
+            fp32 when ``vae_fp32``.
+        vae_fp32 (bool): run the VAE encoder in fp32 with autocast off, as
+            the Stage-1 pretrainer does (SD's VAE is unstable in fp16), so
+            both stages see the same latents. Default True.
         gradient_checkpointing (bool): diffusers' gradient checkpointing
             (only active when gradients flow through the U-Net).
         cond_grad (bool): let gradients flow through the frozen U-Net into
@@ -141,6 +148,7 @@ class IMDDDiffusionBackbone(FrozenModulesMixin, BaseModule):
                  frozen: bool = True,
                  freeze_vae: bool = True,
                  frozen_dtype: Optional[str] = None,
+                 vae_fp32: bool = True,
                  gradient_checkpointing: bool = False,
                  cond_grad: bool = False,
                  stage1_checkpoint: Optional[str] = None,
@@ -156,6 +164,7 @@ class IMDDDiffusionBackbone(FrozenModulesMixin, BaseModule):
         self.freeze_vae = bool(freeze_vae)
         self.cond_grad = bool(cond_grad)
         self.frozen_dtype = to_dtype(frozen_dtype)
+        self.vae_fp32 = bool(vae_fp32)
         self.register_buffer(
             'alphas_cumprod',
             ddpm_alphas_cumprod(num_train_timesteps, beta_start, beta_end,
@@ -163,19 +172,20 @@ class IMDDDiffusionBackbone(FrozenModulesMixin, BaseModule):
             persistent=False)
         self.num_train_timesteps = num_train_timesteps
         self.timestep = timestep  # validated by the setter
-        self._noise_cache: Dict[tuple, Tensor] = {}
+        self._noise_cache: 'OrderedDict[tuple, Tensor]' = OrderedDict()
 
         vae_cfg = dict(vae)
         vae_cfg.setdefault('drop_decoder', True)
-        vae_net = build_vae(vae_cfg)
-        unet_net = build_unet(dict(unet))
+        vae_net, vae_src = build_vae(vae_cfg, with_source=True)
+        unet_net, unet_src = build_unet(dict(unet), with_source=True)
         if stage1_checkpoint is not None:
             from imdd_mm.models.pretrainers import load_stage1_weights
-            load_stage1_weights(stage1_checkpoint, unet_net)
+            unet_src = load_stage1_weights(stage1_checkpoint,
+                                           unet_net)['frozen_source']
         if gradient_checkpointing:
             unet_net.enable_gradient_checkpointing()
-        self._attach('unet', unet_net, self.frozen)
-        self._attach('vae', vae_net, self.freeze_vae)
+        self._attach('unet', unet_net, self.frozen, unet_src)
+        self._attach('vae', vae_net, self.freeze_vae, vae_src)
 
         vcfg = vae_net.config
         self.latent_channels = vcfg.latent_channels
@@ -208,11 +218,14 @@ class IMDDDiffusionBackbone(FrozenModulesMixin, BaseModule):
 
     # ------------------------------------------------------------------
     # construction helpers
-    def _attach(self, name: str, module: nn.Module, frozen: bool) -> None:
+    def _attach(self, name: str, module: nn.Module, frozen: bool,
+                source: dict) -> None:
         if frozen:
-            if self.frozen_dtype is not None:
+            keep_fp32 = name == 'vae' and self.vae_fp32
+            if self.frozen_dtype is not None and not keep_fp32:
                 module.to(self.frozen_dtype)
             self.add_frozen_module(name, module)
+            self.set_frozen_source(name, source)
         else:
             setattr(self, name, module)
 
@@ -265,7 +278,8 @@ class IMDDDiffusionBackbone(FrozenModulesMixin, BaseModule):
 
     def fixed_noise(self, shape: Sequence[int], device: torch.device,
                     dtype: torch.dtype) -> Tensor:
-        """The fixed ε of shape ``(1, *shape)`` (cached per shape/device).
+        """The fixed ε of shape ``(1, *shape)`` (cached per shape/device,
+        the :data:`NOISE_CACHE_SIZE` most recently used).
 
         Drawn on the CPU from ``torch.Generator().manual_seed(noise_seed)``,
         so it is identical on every device, rank and run.
@@ -278,7 +292,16 @@ class IMDDDiffusionBackbone(FrozenModulesMixin, BaseModule):
                                 dtype=torch.float32)
             noise = noise.to(device=device, dtype=dtype)
             self._noise_cache[key] = noise
+            while len(self._noise_cache) > NOISE_CACHE_SIZE:
+                self._noise_cache.popitem(last=False)
+        else:
+            self._noise_cache.move_to_end(key)
         return noise
+
+    def set_unet_source(self, source: dict) -> None:
+        """Record new weights loaded into the frozen U-Net (Stage 1)."""
+        if self.frozen:
+            self.set_frozen_source('unet', source)
 
     def add_noise(self, x: Tensor) -> Tensor:
         """√ᾱ_t·x + √(1-ᾱ_t)·ε_fixed (ε broadcast over the batch)."""
@@ -320,11 +343,17 @@ class IMDDDiffusionBackbone(FrozenModulesMixin, BaseModule):
             else:
                 handles.append(block.register_forward_hook(
                     lambda m, args, out, k=k: feats.__setitem__(k, out)))
+        if self.vae_fp32:
+            precision = torch.autocast(device_type=img.device.type,
+                                       enabled=False)
+        else:
+            precision = contextlib.nullcontext()
         try:
-            x = img.to(self._module_dtype(vae))
-            h = vae.encoder(x)
-            if vae.quant_conv is not None:
-                h = vae.quant_conv(h)
+            with precision:
+                x = img.to(self._module_dtype(vae))
+                h = vae.encoder(x)
+                if vae.quant_conv is not None:
+                    h = vae.quant_conv(h)
         finally:
             for hd in handles:
                 hd.remove()

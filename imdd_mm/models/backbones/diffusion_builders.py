@@ -11,7 +11,17 @@
 * ``pretrained='<diffusers folder | hub id>'`` with optional ``subfolder``
   (default ``'unet'`` / ``'vae'`` when the folder has one or for hub ids) and
   any further ``from_pretrained`` kwargs in ``pretrained_kwargs`` (e.g.
-  ``dict(local_files_only=True, variant='fp16')``).
+  ``dict(variant='fp16')``). Hub ids are read from the local Hugging Face
+  cache only (``local_files_only=True`` unless ``pretrained_kwargs`` says
+  otherwise): nothing is downloaded at build time. Missing weights raise
+  :class:`~imdd_mm.utils.provenance.FrozenWeightsUnavailable` naming what
+  was looked for, or, inside
+  :func:`~imdd_mm.utils.provenance.random_frozen_fallback` (a model built
+  with ``allow_random_frozen=True``), fall back to a random network of
+  ``config`` (when given beside ``pretrained``) or the SD-1.5 shape.
+
+``build_unet(cfg, with_source=True)`` / ``build_vae`` also return the
+source record of the weights (:mod:`imdd_mm.utils.provenance`).
 
 Optional keys: ``torch_dtype`` (``'fp32'|'fp16'|'bf16'`` or a dtype),
 ``gradient_checkpointing`` (bool, U-Net only), ``drop_decoder`` (VAE only,
@@ -31,13 +41,19 @@ Example:
     859520964
 """
 import copy
+import logging
 import os
 import os.path as osp
 from typing import Any, Dict, Optional, Union
 
 import torch
 import torch.nn as nn
+from mmengine.logging import print_log
 
+from imdd_mm.utils.provenance import (FrozenWeightsUnavailable,
+                                      config_sha256, random_fallback_enabled,
+                                      random_source, unavailable,
+                                      weights_file_sha256)
 from .frozen import seeded_init
 
 # Stable Diffusion v1.5 U-Net (runwayml/stable-diffusion-v1-5/unet/config.json)
@@ -180,9 +196,11 @@ def _check_cfg(cfg: Optional[dict], allowed: set, what: str) -> dict:
                        f'allowed: {sorted(allowed)}')
     has_cfg, has_pre = cfg.get('config') is not None, \
         cfg.get('pretrained') is not None
-    if has_cfg == has_pre:
-        raise ValueError(f'{what}: give exactly one of `config` (random '
-                         'init) or `pretrained` (diffusers folder / hub id)')
+    if not (has_cfg or has_pre):
+        raise ValueError(f'{what}: give `config` (random init) or '
+                         '`pretrained` (diffusers folder / hub id; a '
+                         '`config` beside it is the shape of the random '
+                         'fallback)')
     return cfg
 
 
@@ -206,7 +224,20 @@ def _resolve_subfolder(path: str, subfolder: Optional[str],
     return default  # hub id of a pipeline repo
 
 
-def _from_pretrained(cls, cfg: dict, default_sub: str):
+_WEIGHT_FILES = ('diffusion_pytorch_model.safetensors',
+                 'diffusion_pytorch_model.bin')
+
+
+def _weights_sha256(folder: str, variant: Optional[str]) -> Optional[str]:
+    names = _WEIGHT_FILES
+    if variant:
+        names = tuple(n.replace('model.', f'model.{variant}.')
+                      for n in names) + names
+    return weights_file_sha256(folder, names)
+
+
+def _from_pretrained(cls, cfg: dict, default_sub: str, what: str):
+    """(network, source record) of a diffusers folder / cached hub id."""
     path = os.path.expanduser(str(cfg['pretrained']))
     kwargs = dict(cfg.get('pretrained_kwargs') or {})
     sub = _resolve_subfolder(path, cfg.get('subfolder'), default_sub)
@@ -215,7 +246,72 @@ def _from_pretrained(cls, cfg: dict, default_sub: str):
     dtype = to_dtype(cfg.get('torch_dtype'))
     if dtype is not None:
         kwargs['torch_dtype'] = dtype
-    return cls.from_pretrained(path, **kwargs)
+    if osp.isdir(path):
+        model = cls.from_pretrained(path, **kwargs)
+        folder = osp.join(path, sub) if sub else path
+        return model, dict(
+            kind='diffusers_folder', path=osp.abspath(path), subfolder=sub,
+            sha256=_weights_sha256(folder, kwargs.get('variant')))
+    if path.startswith(('/', '.', '~')) or path.count('/') > 1:
+        raise unavailable(what, f'the diffusers folder {path}',
+                          'No such folder.')
+    kwargs.setdefault('local_files_only', True)
+    try:
+        model = cls.from_pretrained(path, **kwargs)
+    except (OSError, ValueError) as err:
+        from huggingface_hub.constants import HF_HUB_CACHE
+        where = f'the hub id {path!r}'
+        if sub:
+            where += f' (subfolder {sub!r})'
+        fetch = f'huggingface-cli download {path}'
+        if sub:
+            fetch += f' --include "{sub}/*"'
+        raise unavailable(
+            what, f'{where} in the Hugging Face cache {HF_HUB_CACHE} '
+            f'({type(err).__name__})', f'Fetch it once with `{fetch}` or '
+            'point `pretrained` at a local diffusers folder.') from err
+    sha = None
+    from huggingface_hub import try_to_load_from_cache
+    variant = kwargs.get('variant')
+    for name in _WEIGHT_FILES:
+        if variant:
+            name = name.replace('model.', f'model.{variant}.')
+        found = try_to_load_from_cache(
+            path, f'{sub}/{name}' if sub else name,
+            cache_dir=kwargs.get('cache_dir'),
+            revision=kwargs.get('revision'))
+        if isinstance(found, str) and osp.isfile(found):
+            sha = weights_file_sha256(osp.dirname(found),
+                                      (osp.basename(found), ))
+            break
+    return model, dict(kind='hub', id=path, subfolder=sub, sha256=sha)
+
+
+def _random_record(cfg: dict, config: dict, fallback: Optional[dict] = None
+                   ) -> dict:
+    return random_source(cfg.get('seed', 0), init=cfg.get('init', 'default'),
+                         config_sha256=config_sha256(config),
+                         fallback_for=fallback)
+
+
+def _build(cls, cfg: dict, default_sub: str, default_config: dict,
+           what: str):
+    """(network, source record), with the random fallback."""
+    if cfg.get('pretrained') is None:
+        return _from_config(cls, cfg), _random_record(cfg, cfg['config'])
+    try:
+        return _from_pretrained(cls, cfg, default_sub, what)
+    except FrozenWeightsUnavailable as err:
+        if not random_fallback_enabled():
+            raise
+        config = cfg.get('config') or default_config
+        fb = dict(kind='requested', pretrained=str(cfg['pretrained']),
+                  subfolder=cfg.get('subfolder'))
+        print_log(f'{str(err).split(" Nothing is downloaded")[0]} -> '
+                  'RANDOM weights (allow_random_frozen=True)',
+                  logger='current', level=logging.WARNING)
+        net = _from_config(cls, dict(cfg, config=config))
+        return net, _random_record(cfg, config, fb)
 
 
 def _from_config(cls, cfg: dict):
@@ -237,49 +333,46 @@ def _from_config(cls, cfg: dict):
     return model
 
 
-def build_unet(cfg: dict):
+def build_unet(cfg: dict, with_source: bool = False):
     """Build a ``diffusers.UNet2DConditionModel`` (see module docstring).
 
     Args:
-        cfg (dict): ``config=`` or ``pretrained=`` (+ ``subfolder``,
+        cfg (dict): ``config=`` and/or ``pretrained=`` (+ ``subfolder``,
             ``pretrained_kwargs``), ``seed``, ``init``, ``torch_dtype``,
             ``gradient_checkpointing``.
+        with_source (bool): also return the weights' source record.
 
     Returns:
-        UNet2DConditionModel
+        UNet2DConditionModel | tuple[UNet2DConditionModel, dict]
     """
     from diffusers import UNet2DConditionModel
     cfg = _check_cfg(cfg, _UNET_KEYS, 'build_unet')
-    if cfg.get('config') is not None:
-        unet = _from_config(UNet2DConditionModel, cfg)
-    else:
-        unet = _from_pretrained(UNet2DConditionModel, cfg, 'unet')
+    unet, source = _build(UNet2DConditionModel, cfg, 'unet',
+                          SD15_UNET_CONFIG, 'U-Net')
     if cfg.get('gradient_checkpointing', False):
         unet.enable_gradient_checkpointing()
-    return unet
+    return (unet, source) if with_source else unet
 
 
-def build_vae(cfg: dict):
+def build_vae(cfg: dict, with_source: bool = False):
     """Build a ``diffusers.AutoencoderKL`` (see module docstring).
 
     Args:
-        cfg (dict): ``config=`` or ``pretrained=`` (+ ``subfolder``,
+        cfg (dict): ``config=`` and/or ``pretrained=`` (+ ``subfolder``,
             ``pretrained_kwargs``), ``seed``, ``init``, ``torch_dtype``,
             ``drop_decoder`` (default False).
+        with_source (bool): also return the weights' source record.
 
     Returns:
-        AutoencoderKL
+        AutoencoderKL | tuple[AutoencoderKL, dict]
     """
     from diffusers import AutoencoderKL
     cfg = _check_cfg(cfg, _VAE_KEYS, 'build_vae')
-    if cfg.get('config') is not None:
-        vae = _from_config(AutoencoderKL, cfg)
-    else:
-        vae = _from_pretrained(AutoencoderKL, cfg, 'vae')
+    vae, source = _build(AutoencoderKL, cfg, 'vae', SD15_VAE_CONFIG, 'VAE')
     if cfg.get('drop_decoder', False):
         vae.decoder = None
         vae.post_quant_conv = None
-    return vae
+    return (vae, source) if with_source else vae
 
 
 def count_params(module: nn.Module) -> int:

@@ -12,7 +12,11 @@ attributes (``self.unet`` ...).
 
 A checkpoint of the owner therefore holds only its trainable part, and
 ``load_state_dict(strict=True)`` of such a checkpoint works because no frozen
-key is expected.
+key is expected. Since the weights of a frozen network are not in the
+checkpoint, each one carries a *source record* (where its weights came from,
+see :mod:`imdd_mm.utils.provenance`): :meth:`set_frozen_source` stores it and
+:meth:`frozen_sources` collects them over the owner and everything below it,
+with dotted names (``'backbone.vae'``, ``'panoptic_head.text_encoder.tower'``).
 
 Example:
     >>> import torch.nn as nn
@@ -34,6 +38,7 @@ import torch
 import torch.nn as nn
 
 _FROZEN_ATTR = '_imdd_frozen_modules'
+_SOURCES_ATTR = '_imdd_frozen_sources'
 
 
 def freeze_module(module: nn.Module) -> nn.Module:
@@ -93,6 +98,24 @@ class FrozenModulesMixin:
         if device is not None and device.type != 'meta':
             module.to(device)
         frozen[name] = module
+
+    def set_frozen_source(self, name: str, source: Optional[dict]) -> None:
+        """Record where the weights of frozen network ``name`` came from
+        (a :mod:`imdd_mm.utils.provenance` record; ``None`` forgets it)."""
+        sources = self.__dict__.setdefault(_SOURCES_ATTR, {})
+        if source is None:
+            sources.pop(name, None)
+        else:
+            sources[name] = dict(source)
+
+    def frozen_sources(self) -> Dict[str, dict]:
+        """Source records of every frozen network held by this module or
+        any module below it (children and frozen networks), by dotted name.
+
+        A frozen network without its own record contributes the records of
+        the frozen networks inside it (a text encoder's ``tower``).
+        """
+        return collect_frozen_sources(self)
 
     def frozen_modules(self) -> Iterator[nn.Module]:
         """Iterate over the hidden frozen networks."""
@@ -172,3 +195,33 @@ class FrozenModulesMixin:
                          f'[{n / 1e6:.2f}M params, not in state_dict]')
         base = super().extra_repr()
         return '\n'.join(([base] if base else []) + parts)
+
+
+def collect_frozen_sources(module: nn.Module,
+                           prefix: str = '') -> Dict[str, dict]:
+    """``{dotted name: source record}`` of the frozen networks held by
+    :class:`FrozenModulesMixin` owners in ``module``'s tree (and inside
+    those frozen networks).
+
+    Raises:
+        RuntimeError: a frozen network has no record (a bug: every builder
+            of a frozen network must record its source).
+    """
+    out: Dict[str, dict] = {}
+    for name, sub in module.named_modules(prefix=prefix):
+        if not isinstance(sub, FrozenModulesMixin):
+            continue
+        records = sub.__dict__.get(_SOURCES_ATTR, {})
+        for fname, frozen in sub.named_frozen_modules():
+            key = f'{name}.{fname}' if name else fname
+            if fname in records:
+                out[key] = dict(records[fname])
+                continue
+            nested = collect_frozen_sources(frozen, key)
+            if not nested:
+                raise RuntimeError(
+                    f'frozen network {key} ({type(frozen).__name__}) has no '
+                    'recorded source; its builder must call '
+                    'set_frozen_source()')
+            out.update(nested)
+    return out

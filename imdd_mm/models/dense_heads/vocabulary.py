@@ -13,6 +13,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..backbones.frozen import FrozenModulesMixin
+
 
 def nouns_of(img_meta: dict) -> List[str]:
     """Caption nouns of a sample: metainfo ``caption_nouns``, else extracted
@@ -44,13 +46,14 @@ def nouns_of(img_meta: dict) -> List[str]:
     return out
 
 
-class OpenVocabClassifierMixin:
+class OpenVocabClassifierMixin(FrozenModulesMixin):
     """Adds a text-embedding classifier to an ``nn.Module`` head.
 
-    The frozen text encoder is kept outside the module tree (not a child
-    module), so its weights are in neither ``state_dict()``,
-    ``parameters()`` nor the DDP bucket; ``_apply`` moves it with the head.
-    The vocabulary embeddings are a non-persistent buffer.
+    The frozen text encoder is held by :class:`FrozenModulesMixin` (outside
+    the module tree), so its weights are in neither ``state_dict()``,
+    ``parameters()`` nor the DDP bucket; ``_apply`` moves it with the head
+    and its source is part of :meth:`frozen_sources`. The vocabulary
+    embeddings are a non-persistent buffer.
     """
 
     def _init_open_vocab(self,
@@ -66,11 +69,7 @@ class OpenVocabClassifierMixin:
         else:
             from mmdet.registry import MODELS
             encoder = MODELS.build(text_encoder)
-        encoder.eval()
-        for param in encoder.parameters():
-            param.requires_grad_(False)
-        # hidden: a plain attribute in __dict__, not a registered child
-        self.__dict__['_text_encoder'] = encoder
+        self.add_frozen_module('text_encoder', encoder)
         text_dim = int(encoder.embed_dim)
         self.text_dim = text_dim
         self.prompt_templates = (
@@ -93,21 +92,7 @@ class OpenVocabClassifierMixin:
         self.num_classes = 0
 
     # -- text encoder ---------------------------------------------------
-    @property
-    def text_encoder(self) -> nn.Module:
-        """The frozen text encoder (not part of the module tree)."""
-        return self.__dict__['_text_encoder']
-
-    def _apply(self, fn, *args, **kwargs):
-        super()._apply(fn, *args, **kwargs)
-        self.text_encoder._apply(fn, *args, **kwargs)
-        return self
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self.text_encoder.eval()
-        return self
-
+    # ``self.text_encoder``: the frozen text encoder (FrozenModulesMixin)
     def _text_device(self) -> torch.device:
         return self.cls_proj.weight.device
 

@@ -15,6 +15,8 @@ from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
 from mmengine.structures import InstanceData, PixelData
 from torch import Tensor
 
+from imdd_mm.utils.provenance import enforces_frozen_policy
+from ..backbones.frozen import FrozenModulesMixin
 from .postprocess import masks_to_boxes, split_components
 
 COND_MODES = ('implicit', 'caption', 'null', 'none')
@@ -22,7 +24,7 @@ BOX_MODES = ('mask', 'components')
 
 
 @MODELS.register_module()
-class IMDDMask2Former(MaskFormer):
+class IMDDMask2Former(FrozenModulesMixin, MaskFormer):
     """Diffusion-feature open-vocabulary Mask2Former.
 
     Data flow: image in [-1, 1] -> conditioning ``c`` (B, 1, D) ->
@@ -63,6 +65,14 @@ class IMDDMask2Former(MaskFormer):
         stage1_checkpoint (str, optional): Stage-1 checkpoint or exported
             folder; loaded at construction into the U-Net and captioner MLP.
         stage1_use_ema (bool): Load the EMA weights. Defaults to True.
+        allow_random_frozen (bool): Accept frozen networks with random
+            weights (tests, tiny models). Defaults to False: a random
+            frozen network, or pretrained weights that cannot be found
+            locally, fail the build with one message. Every frozen source
+            is logged at build and in :meth:`frozen_sources`.
+        override_frozen_sources (bool): Accept frozen networks that differ
+            from the ones the Stage-1 checkpoint (or a loaded Stage-2
+            checkpoint) recorded. Defaults to False (an error).
         feature_keys (Sequence[str]): Backbone outputs fed to the head, high
             to low resolution.
         box_mode (str): 'mask' or 'components'.
@@ -74,6 +84,7 @@ class IMDDMask2Former(MaskFormer):
             ``sem_seg_thr`` (0.5), ``image_score_thr`` (0.5).
     """
 
+    @enforces_frozen_policy
     def __init__(self,
                  backbone: ConfigType,
                  panoptic_head: ConfigType,
@@ -84,6 +95,8 @@ class IMDDMask2Former(MaskFormer):
                  freeze_captioner: bool = True,
                  stage1_checkpoint: Optional[str] = None,
                  stage1_use_ema: bool = True,
+                 allow_random_frozen: bool = False,
+                 override_frozen_sources: bool = False,
                  feature_keys: Sequence[str] = ('s8', 's16', 's32', 's64'),
                  box_mode: str = 'mask',
                  vocabulary: Optional[Sequence[str]] = None,
@@ -123,15 +136,13 @@ class IMDDMask2Former(MaskFormer):
             self.captioner = MODELS.build(captioner)
         else:
             self.captioner = None
+        stage1_info = None
         if stage1_checkpoint:
-            from imdd_mm.models.pretrainers import load_stage1_weights
-            load_stage1_weights(
-                stage1_checkpoint,
-                self.backbone.unet,
-                captioner_mlp=(self.captioner.mlp
-                               if self.captioner is not None else None),
-                use_ema=stage1_use_ema)
+            from imdd_mm.models.pretrainers import load_stage1_into_stage2
+            stage1_info = load_stage1_into_stage2(self, stage1_checkpoint,
+                                                  stage1_use_ema)
         self.stage1_checkpoint = stage1_checkpoint
+        self.override_frozen_sources = bool(override_frozen_sources)
         self.freeze_captioner = bool(freeze_captioner)
         if self.captioner is not None and self.freeze_captioner:
             self.captioner.mlp.requires_grad_(False)
@@ -153,11 +164,15 @@ class IMDDMask2Former(MaskFormer):
         self.test_cfg = test_cfg or {}
 
         if caption_text_encoder is not None:
-            encoder = MODELS.build(caption_text_encoder)
-            encoder.requires_grad_(False)
-            encoder.eval()
-            self.__dict__['_caption_text_encoder'] = encoder
+            self.add_frozen_module('caption_text_encoder',
+                                   MODELS.build(caption_text_encoder))
         self._cond_cache: Dict[str, Tensor] = {}
+        from imdd_mm.models.pretrainers import check_stage2_against_stage1
+        check_stage2_against_stage1(
+            self, stage1_info,
+            self.caption_text_encoder
+            if cond_mode in ('caption', 'null') else None,
+            self.override_frozen_sources)
 
         self.vocabulary = (tuple(vocabulary)
                            if vocabulary is not None else None)
@@ -171,14 +186,11 @@ class IMDDMask2Former(MaskFormer):
     @property
     def caption_text_encoder(self) -> nn.Module:
         """Frozen text encoder for captions (defaults to the head's)."""
-        enc = self.__dict__.get('_caption_text_encoder')
+        enc = self._frozen_dict().get('caption_text_encoder')
         return enc if enc is not None else self.panoptic_head.text_encoder
 
     def _apply(self, fn, *args, **kwargs):
-        super()._apply(fn, *args, **kwargs)
-        enc = self.__dict__.get('_caption_text_encoder')
-        if enc is not None:
-            enc._apply(fn, *args, **kwargs)
+        super()._apply(fn, *args, **kwargs)  # moves the frozen networks too
         self._cond_cache = {}
         return self
 

@@ -9,6 +9,7 @@ from mmdet.utils import OptMultiConfig
 from mmengine.model import BaseModule
 from torch import Tensor
 
+from imdd_mm.utils.provenance import random_source
 from ..backbones._registry import register_model
 from ..backbones.frozen import FrozenModulesMixin, freeze_module
 from ..text_encoders.openclip_utils import build_clip_visual
@@ -32,7 +33,9 @@ class ImplicitCaptioner(FrozenModulesMixin, BaseModule):
         model_name (str | dict): open_clip model name or config dict
             (``TINY_CLIP_CONFIG`` for tests). Default ``'ViT-B-16'``.
         pretrained (str | None): ``None`` (random init, seeded), an
-            open_clip pretrained tag or a local checkpoint file.
+            open_clip pretrained tag (from open_clip's cache) or a local
+            checkpoint file; OpenAI weights build the ``-quickgelu``
+            variant. The source is recorded (:meth:`frozen_sources`).
         in_dim (int): CLIP image-embedding dim (checked against the tower).
             Default 512.
         hidden_dim (int): MLP hidden width. Default 256.
@@ -83,14 +86,23 @@ class ImplicitCaptioner(FrozenModulesMixin, BaseModule):
             'clip_std', torch.tensor(info['std']).view(1, 3, 1, 1),
             persistent=False)
         self.add_frozen_module('visual', visual)
+        self.set_frozen_source('visual', info['source'])
         mlp = nn.Sequential(
             nn.Linear(in_dim, hidden_dim), nn.GELU(),
             nn.Linear(hidden_dim, out_dim))
         self.frozen_mlp = bool(frozen_mlp)
         if self.frozen_mlp:
             self.add_frozen_module('mlp', freeze_module(mlp))
+            # until Stage-1 weights are loaded (set_mlp_source)
+            self.set_frozen_source('mlp', random_source(
+                None, init='torch_default', model='captioner MLP'))
         else:
             self.mlp = mlp
+
+    def set_mlp_source(self, source: dict) -> None:
+        """Record new weights loaded into a frozen MLP (Stage 1)."""
+        if self.frozen_mlp:
+            self.set_frozen_source('mlp', source)
 
     def preprocess(self, img: Tensor) -> Tensor:
         """[-1, 1] image (B,3,H,W) -> CLIP input (B,3,S,S)."""

@@ -47,6 +47,7 @@ from torch import Tensor
 from mmdet.registry import MODELS
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
 
+from imdd_mm.utils.provenance import enforces_frozen_policy
 from ..backbones.diffusion_builders import (build_unet, build_vae,
                                             he_xavier_init_)
 from ..backbones.frozen import FrozenModulesMixin
@@ -97,11 +98,19 @@ class IMDDDiffusionPretrainer(FrozenModulesMixin, BaseModel):
             'xavier'.
         input_type (str): 'image' or 'latent' (precomputed inputs).
             Defaults to 'image'.
+        allow_random_frozen (bool): Accept a random VAE / text encoder /
+            CLIP image tower (tests, tiny models). Defaults to False: the
+            build fails with one message naming the missing weights. The
+            sources are logged and saved in every checkpoint's meta
+            (``FrozenSourcesHook``), where Stage 2 checks them.
+        override_frozen_sources (bool): Resume / load a checkpoint that
+            recorded other frozen networks. Defaults to False.
         data_preprocessor (dict, optional): Defaults to an
             ``ImgDataPreprocessor`` mapping BGR uint8 to RGB in [-1, 1].
         init_cfg (dict, optional): mmengine init cfg.
     """
 
+    @enforces_frozen_policy
     def __init__(self,
                  unet: ConfigType,
                  vae: ConfigType,
@@ -122,6 +131,8 @@ class IMDDDiffusionPretrainer(FrozenModulesMixin, BaseModel):
                  gradient_checkpointing: bool = False,
                  captioner_init: Optional[str] = 'xavier',
                  input_type: str = 'image',
+                 allow_random_frozen: bool = False,
+                 override_frozen_sources: bool = False,
                  data_preprocessor: OptConfigType = None,
                  init_cfg: OptMultiConfig = None) -> None:
         if data_preprocessor is None:
@@ -152,8 +163,11 @@ class IMDDDiffusionPretrainer(FrozenModulesMixin, BaseModel):
         elif captioner_init is not None:
             raise ValueError("captioner_init must be 'xavier' or None, got "
                              f'{captioner_init!r}')
-        self.add_frozen_module('vae', build_vae(dict(vae)))
+        vae_net, vae_source = build_vae(dict(vae), with_source=True)
+        self.add_frozen_module('vae', vae_net)
+        self.set_frozen_source('vae', vae_source)
         self.add_frozen_module('text_encoder', MODELS.build(text_encoder))
+        self.override_frozen_sources = bool(override_frozen_sources)
 
         cross_dim = self.unet.config.cross_attention_dim
         text_dim = getattr(self.text_encoder, 'embed_dim', cross_dim)

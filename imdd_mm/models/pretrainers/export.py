@@ -25,6 +25,7 @@ from typing import Union
 import torch
 
 from imdd_mm.utils.checkpoint import safe_torch_load
+from imdd_mm.utils.provenance import FROZEN_SOURCES_KEY
 from .stage1_checkpoint import (CAPTIONER_MLP_FILE, STAGE1_META_FILE,
                                 stage1_state_dict)
 
@@ -149,6 +150,9 @@ def export_stage1_to_diffusers(checkpoint: str,
                 mcfg.captioner, 'to_dict') else mcfg.captioner),
             has_captioner_mlp=bool(mlp_state),
             has_vae=bool(with_vae))
+        # frozen-network provenance of Stage 1, checked by Stage 2
+        meta[FROZEN_SOURCES_KEY] = (ckpt.get('meta') or {}).get(
+            FROZEN_SOURCES_KEY)
         with open(osp.join(tmp, STAGE1_META_FILE), 'w',
                   encoding='utf-8') as f:
             json.dump(meta, f, indent=2)

@@ -31,6 +31,9 @@ import torch.nn as nn
 from mmengine.logging import print_log
 
 from imdd_mm.utils.checkpoint import safe_torch_load
+from imdd_mm.utils.provenance import (FROZEN_SOURCES_KEY,
+                                      check_frozen_sources,
+                                      check_stage1_sources, stage1_sha256)
 
 #: file name of the captioner MLP state dict inside an exported folder
 CAPTIONER_MLP_FILE = 'captioner_mlp.pth'
@@ -105,14 +108,18 @@ def load_stage1_weights(path: str,
 
     Returns:
         dict: ``source`` ('checkpoint' | 'diffusers'), ``ema`` (bool,
-        whether EMA weights were loaded), ``meta`` (checkpoint meta or {}).
+        whether EMA weights were loaded), ``meta`` (checkpoint meta or {}),
+        ``frozen_source`` (the provenance record of the loaded weights:
+        ``kind='stage1_checkpoint'``, ``path``, ``sha256``, ``ema``) and
+        ``stage1_sources`` (the frozen sources Stage 1 recorded, or None).
 
     Raises:
         FileNotFoundError, RuntimeError, KeyError: naming ``path``.
     """
     path = os.path.expanduser(str(path))
     if osp.isdir(path):
-        return _load_from_export(path, unet, captioner_mlp)
+        return _with_provenance(
+            _load_from_export(path, unet, captioner_mlp), path)
     if not osp.isfile(path):
         raise FileNotFoundError(f'Stage-1 checkpoint {path} does not exist')
     ckpt = safe_torch_load(path, map_location='cpu')
@@ -128,10 +135,20 @@ def load_stage1_weights(path: str,
             raise KeyError(f'{path}: no "captioner.mlp.*" weights')
         _load_strict(captioner_mlp, mlp_state, 'captioner MLP', path)
     has_ema = isinstance(ckpt, dict) and 'ema_state_dict' in ckpt
-    return dict(
+    return _with_provenance(dict(
         source='checkpoint',
         ema=bool(use_ema and has_ema),
-        meta=ckpt.get('meta', {}) if isinstance(ckpt, dict) else {})
+        meta=(ckpt.get('meta') or {}) if isinstance(ckpt, dict) else {}),
+        path)
+
+
+def _with_provenance(info: dict, path: str) -> dict:
+    """Add ``frozen_source`` and ``stage1_sources`` to a load result."""
+    info['frozen_source'] = dict(
+        kind='stage1_checkpoint', path=osp.abspath(path),
+        sha256=stage1_sha256(path), ema=bool(info['ema']))
+    info['stage1_sources'] = (info['meta'] or {}).get(FROZEN_SOURCES_KEY)
+    return info
 
 
 def _load_from_export(folder: str, unet: nn.Module,
@@ -169,7 +186,9 @@ def load_pretrainer_checkpoint(model: nn.Module,
 
     Frozen parts (VAE, text encoder, CLIP tower) are not in the checkpoint
     and keep the weights they were built with; every trainable weight must
-    be present.
+    be present, and the frozen ones must be those the checkpoint recorded
+    (``meta['imdd_frozen_sources']``) unless the model was built with
+    ``override_frozen_sources=True``.
     """
     path = os.path.expanduser(str(path))
     if osp.isdir(path):
@@ -177,6 +196,12 @@ def load_pretrainer_checkpoint(model: nn.Module,
     if not osp.isfile(path):
         raise FileNotFoundError(f'Stage-1 checkpoint {path} does not exist')
     ckpt = safe_torch_load(path, map_location='cpu')
+    if hasattr(model, 'frozen_sources'):
+        check_frozen_sources(
+            model.frozen_sources(),
+            (ckpt.get('meta') or {}).get(FROZEN_SOURCES_KEY),
+            override=bool(getattr(model, 'override_frozen_sources', False)),
+            source=path)
     state = stage1_state_dict(ckpt, use_ema=use_ema, source=path)
     missing, unexpected = model.load_state_dict(state, strict=False)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
@@ -189,3 +214,52 @@ def load_pretrainer_checkpoint(model: nn.Module,
         source='checkpoint',
         ema=bool(use_ema and 'ema_state_dict' in ckpt),
         meta=ckpt.get('meta', {}))
+
+
+def load_stage1_into_stage2(model: nn.Module, path: str,
+                            use_ema: bool = True) -> dict:
+    """Load a Stage-1 checkpoint into a Stage-2 model's frozen U-Net and
+    captioner MLP (``model.backbone``, ``model.captioner``) and record
+    their provenance. Call :func:`check_stage2_against_stage1` once the
+    model is complete.
+
+    Returns:
+        dict: the result of :func:`load_stage1_weights`.
+    """
+    captioner = getattr(model, 'captioner', None)
+    info = load_stage1_weights(
+        path, model.backbone.unet,
+        captioner_mlp=captioner.mlp if captioner is not None else None,
+        use_ema=use_ema)
+    model.backbone.set_unet_source(info['frozen_source'])
+    if captioner is not None:
+        captioner.set_mlp_source(info['frozen_source'])
+    return info
+
+
+def check_stage2_against_stage1(model: nn.Module, info: Optional[dict],
+                                unet_text_encoder: Optional[nn.Module],
+                                override: bool = False) -> None:
+    """Refuse a Stage-2 build whose VAE, CLIP image tower or U-Net
+    conditioning text encoder differ from the ones Stage 1 was trained with
+    (``info`` from :func:`load_stage1_into_stage2`; None: nothing loaded).
+
+    Args:
+        unet_text_encoder: the text encoder whose embeddings condition the
+            U-Net ('caption' / 'null' modes), None when only the implicit
+            captioner (or zeros) does.
+    """
+    if info is None:
+        return
+    sources = model.frozen_sources()
+    current = {}
+    if 'backbone.vae' in sources:
+        current['vae'] = sources['backbone.vae']
+    if 'captioner.visual' in sources:
+        current['captioner.visual'] = sources['captioner.visual']
+    if unet_text_encoder is not None:
+        tower = unet_text_encoder.frozen_sources().get('tower')
+        if tower is not None:
+            current['text_encoder.tower'] = tower
+    check_stage1_sources(info.get('stage1_sources'), current,
+                         info['frozen_source']['path'], override)

@@ -9,6 +9,9 @@ from mmseg.registry import MODELS as SEG_MODELS
 from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig
 from torch import Tensor
 
+from imdd_mm.utils.provenance import enforces_frozen_policy
+from ..backbones.frozen import FrozenModulesMixin
+
 SEG_COND_MODES = ('implicit', 'null', 'none')
 
 
@@ -23,7 +26,7 @@ def _build(cfg: dict):
 
 
 @SEG_MODELS.register_module()
-class IMDDEncoderDecoder(EncoderDecoder):
+class IMDDEncoderDecoder(FrozenModulesMixin, EncoderDecoder):
     """mmseg ``EncoderDecoder`` whose backbone is ``IMDDDiffusionBackbone``
     conditioned by the implicit captioner (or the null / zero conditioning of
     the Table 7 ablations).
@@ -38,10 +41,15 @@ class IMDDEncoderDecoder(EncoderDecoder):
             prompt ('null'); defaults to the decode head's.
         stage1_checkpoint (str, optional): Loaded at construction.
         freeze_captioner (bool): Freeze the captioner MLP. Defaults to True.
+        allow_random_frozen (bool): Accept random frozen networks (tests,
+            tiny models); see ``IMDDMask2Former``. Defaults to False.
+        override_frozen_sources (bool): Accept frozen networks differing
+            from the Stage-1 checkpoint's. Defaults to False.
         feature_keys (Sequence[str]): Backbone outputs used.
         Other args: as mmseg's ``EncoderDecoder``.
     """
 
+    @enforces_frozen_policy
     def __init__(self,
                  backbone: ConfigType,
                  decode_head: ConfigType,
@@ -51,6 +59,8 @@ class IMDDEncoderDecoder(EncoderDecoder):
                  stage1_checkpoint: Optional[str] = None,
                  stage1_use_ema: bool = True,
                  freeze_captioner: bool = True,
+                 allow_random_frozen: bool = False,
+                 override_frozen_sources: bool = False,
                  feature_keys: Sequence[str] = ('s8', 's16', 's32', 's64'),
                  neck: OptConfigType = None,
                  auxiliary_head: OptConfigType = None,
@@ -77,14 +87,13 @@ class IMDDEncoderDecoder(EncoderDecoder):
             self.captioner = None
         if cond_mode == 'implicit' and self.captioner is None:
             raise ValueError("cond_mode='implicit' needs a `captioner`")
+        stage1_info = None
         if stage1_checkpoint:
-            from imdd_mm.models.pretrainers import load_stage1_weights
-            load_stage1_weights(
-                stage1_checkpoint,
-                self.backbone.unet,
-                captioner_mlp=(self.captioner.mlp
-                               if self.captioner is not None else None),
-                use_ema=stage1_use_ema)
+            from imdd_mm.models.pretrainers import load_stage1_into_stage2
+            stage1_info = load_stage1_into_stage2(self, stage1_checkpoint,
+                                                  stage1_use_ema)
+        self.stage1_checkpoint = stage1_checkpoint
+        self.override_frozen_sources = bool(override_frozen_sources)
         self.freeze_captioner = bool(freeze_captioner)
         if self.captioner is not None and self.freeze_captioner:
             self.captioner.mlp.requires_grad_(False)
@@ -96,18 +105,24 @@ class IMDDEncoderDecoder(EncoderDecoder):
         self._init_decode_head(head)
         self._init_auxiliary_head(auxiliary_head)
         if null_text_encoder is not None:
-            enc = _build(null_text_encoder)
-            enc.requires_grad_(False)
-            self.__dict__['_null_text_encoder'] = enc
+            self.add_frozen_module('null_text_encoder',
+                                   _build(null_text_encoder))
         self._null: Optional[Tensor] = None
         self.train_cfg = train_cfg
         self.test_cfg = test_cfg
+        from imdd_mm.models.pretrainers import check_stage2_against_stage1
+        check_stage2_against_stage1(
+            self, stage1_info,
+            self._null_encoder() if cond_mode == 'null' else None,
+            self.override_frozen_sources)
+
+    def _null_encoder(self):
+        """The frozen text encoder of the empty prompt ('null')."""
+        return self._frozen_dict().get('null_text_encoder') or \
+            self.decode_head.text_encoder
 
     def _apply(self, fn, *args, **kwargs):
-        super()._apply(fn, *args, **kwargs)
-        enc = self.__dict__.get('_null_text_encoder')
-        if enc is not None:
-            enc._apply(fn, *args, **kwargs)
+        super()._apply(fn, *args, **kwargs)  # moves the frozen networks too
         self._null = None
         return self
 
@@ -133,8 +148,7 @@ class IMDDEncoderDecoder(EncoderDecoder):
             return inputs.new_zeros(num, 1, self._cond_dim())
         if self.cond_mode == 'null':
             if self._null is None:
-                enc = self.__dict__.get('_null_text_encoder') or \
-                    self.decode_head.text_encoder
+                enc = self._null_encoder()
                 with torch.no_grad():
                     self._null = enc.encode(['']).float().to(inputs.device)
             return self._null[:, None].expand(num, 1, -1).to(inputs.dtype)

@@ -21,8 +21,9 @@ class CLIPTextEncoder(BaseTextEncoder):
         model_name (str | dict): open_clip model name or config dict
             (:data:`TINY_CLIP_CONFIG` for tests). Default ``'ViT-L-14'``.
         pretrained (str | None): ``None`` (random init, seeded), an
-            open_clip pretrained tag (e.g. ``'openai'``; needs the network
-            or open_clip's cache) or a local checkpoint file.
+            open_clip pretrained tag (e.g. ``'openai'``; read from
+            open_clip's cache, never downloaded here) or a local checkpoint
+            file; OpenAI weights build the ``-quickgelu`` variant.
         seed (int | None): seed of the random init. Default 0.
         templates, batch_size, max_cache_size: see :class:`BaseTextEncoder`.
 
@@ -45,10 +46,12 @@ class CLIPTextEncoder(BaseTextEncoder):
                  max_cache_size: int = 65536) -> None:
         super().__init__(templates=templates, batch_size=batch_size,
                          max_cache_size=max_cache_size)
-        tower, tokenizer = build_clip_text(model_name, pretrained, seed)
+        tower, tokenizer, source = build_clip_text(
+            model_name, pretrained, seed, with_source=True)
         self.embed_dim = tower.embed_dim
         self.tokenizer = tokenizer
         self.add_frozen_module('tower', tower)
+        self.set_frozen_source('tower', source)
 
     def _encode_batch(self, texts: List[str]) -> Tensor:
         tokens = self.tokenizer(texts).to(self.device)

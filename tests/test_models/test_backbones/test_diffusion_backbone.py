@@ -325,7 +325,7 @@ def test_load_from_diffusers_folder(tmp_path, backbone):
 
 
 def test_builder_cfg_errors(tmp_path):
-    with pytest.raises(ValueError, match='exactly one'):
+    with pytest.raises(ValueError, match='give `config`'):
         build_unet(dict())
     with pytest.raises(KeyError, match='unknown keys'):
         build_unet(dict(config=TINY_UNET_CONFIG, foo=1))
@@ -353,11 +353,14 @@ def test_stage1_checkpoint_hook(monkeypatch, tmp_path):
         calls.append((path, type(unet).__name__))
         with torch.no_grad():
             unet.conv_in.bias.fill_(0.5)
+        return dict(frozen_source=dict(kind='stage1_checkpoint', path=path,
+                                       sha256='ab' * 32, ema=True))
 
     monkeypatch.setattr(pre, 'load_stage1_weights', fake_load, raising=False)
     bb = tiny_backbone(stage1_checkpoint=str(tmp_path / 's1.pth'))
     assert calls == [(str(tmp_path / 's1.pth'), 'UNet2DConditionModel')]
     assert torch.all(bb.unet.conv_in.bias == 0.5)
+    assert bb.frozen_sources()['unet']['kind'] == 'stage1_checkpoint'
 
 
 def test_sd15_full_size_builds_with_paper_sizes():
@@ -403,3 +406,34 @@ def test_checkpoint_with_unet_keys_loads_into_frozen_unet():
     partial = {k: v for k, v in sd.items() if 'conv_in' not in k}
     with pytest.raises(RuntimeError, match='Missing key'):
         tiny_backbone().load_state_dict(partial, strict=True)
+
+
+def test_vae_runs_in_fp32_under_autocast_as_in_stage1():
+    """Stage 2's VAE sees the same fp32 encoder as Stage 1 (vae_fp32=True),
+    even inside an autocast region (bf16 on CPU here)."""
+    bb = tiny_backbone()
+    img = rand_img(2, 64, 64)
+    with torch.no_grad():
+        ref, _ = bb.encode_latents(img)
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            amp, _ = bb.encode_latents(img)
+    assert amp.dtype == torch.float32
+    torch.testing.assert_close(amp, ref, rtol=0, atol=0)
+    lowp = tiny_backbone(vae_fp32=False)
+    with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16):
+        assert lowp.encode_latents(img)[0].dtype == torch.bfloat16
+
+
+def test_fixed_noise_cache_is_bounded_lru():
+    from imdd_mm.models.backbones.diffusion_backbone import NOISE_CACHE_SIZE
+    bb = tiny_backbone()
+    first = bb.fixed_noise((4, 8, 8), torch.device('cpu'), torch.float32)
+    for k in range(3 * NOISE_CACHE_SIZE):
+        bb.fixed_noise((4, 8, 9 + k), torch.device('cpu'), torch.float32)
+        # the most recently used shape stays cached
+        assert bb.fixed_noise((4, 8, 8), torch.device('cpu'),
+                              torch.float32) is first
+    assert len(bb._noise_cache) == NOISE_CACHE_SIZE
+    again = bb.fixed_noise((4, 8, 10), torch.device('cpu'), torch.float32)
+    gen = torch.Generator().manual_seed(bb.noise_seed)
+    assert torch.equal(again, torch.randn((1, 4, 8, 10), generator=gen))

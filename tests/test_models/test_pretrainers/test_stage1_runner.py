@@ -164,3 +164,28 @@ def test_export_to_diffusers_and_back(stage1_run, tmp_path):
     assert torch.equal(bb.unet.conv_in.weight, ema['conv_in.weight'])
     with pytest.raises(FileExistsError):
         export_stage1_to_diffusers(str(stage1_run['final']), str(out))
+
+
+def test_checkpoint_records_frozen_sources(stage1_run):
+    """A Stage-1 checkpoint written by mmengine's Runner records the VAE,
+    text-encoder and image-tower sources (FrozenSourcesHook), which a
+    Stage-2 build with the same frozen networks accepts."""
+    from mmdet.registry import MODELS
+    from mmengine.config import Config
+
+    from imdd_mm.utils.provenance import FROZEN_SOURCES_KEY, file_sha256
+    from tests.test_models.test_pretrainers.stage1_utils import REPO_ROOT
+    ckpt = safe_torch_load(str(stage1_run['final']), map_location='cpu')
+    sources = ckpt['meta'][FROZEN_SOURCES_KEY]
+    assert set(sources) == {'vae', 'text_encoder.tower', 'captioner.visual'}
+    assert sources['vae']['kind'] == 'random'  # tiny config, by design
+    assert ckpt['meta']['imdd_random_frozen'] is True
+    cfg2 = Config.fromfile(
+        str(REPO_ROOT / 'configs/imdd/tiny/stage2_tiny.py'))
+    cfg2.model.stage1_checkpoint = str(stage1_run['final'])
+    cfg2.model.backbone.unet = dict(stage1_run['unet_cfg'])
+    cfg2.model.vocabulary = ['crack']
+    model = MODELS.build(cfg2.model)
+    unet = model.frozen_sources()['backbone.unet']
+    assert unet['sha256'] == file_sha256(stage1_run['final'])
+    assert unet['ema'] is True
