@@ -16,7 +16,8 @@ Example:
 import copy
 import json
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import (Any, Dict, Iterator, List, Optional, Sequence, Tuple,
+                    Union)
 
 import cv2
 import numpy as np
@@ -24,7 +25,7 @@ import pycocotools.mask as mask_util
 import torch
 from mmcv.ops import batched_nms
 from mmcv.transforms import Compose
-from mmengine.config import Config, ConfigDict
+from mmengine.config import Config
 from mmengine.infer import BaseInferencer
 from mmengine.logging import print_log
 
@@ -342,8 +343,8 @@ class DefectInferencer(BaseInferencer):
     @staticmethod
     def _kept(pred: Dict, score_thr: float) -> Dict:
         keep = pred['scores'] >= score_thr
-        return {k: pred[k][keep] for k in ('masks', 'labels', 'scores',
-                                            'boxes')}
+        names = ('masks', 'labels', 'scores', 'boxes')
+        return {k: pred[k][keep] for k in names}
 
     def visualize(self, image: np.ndarray, pred: Dict,
                   pred_score_thr: float = 0.3,

@@ -10,22 +10,17 @@ import pycocotools.mask as mask_util
 import pytest
 import torch
 
+from ..tiny_stage2 import TINY_STAGE2_CONFIG as CONFIG
+from ..tiny_stage2 import save_tiny_stage2_checkpoint
+
 REPO = Path(__file__).resolve().parents[2]
-CONFIG = str(REPO / 'configs/imdd/tiny/stage2_tiny.py')
 VOCAB = ['scratch', 'crack', 'stain']
 
 
 @pytest.fixture(scope='module')
 def checkpoint(tmp_path_factory):
-    import imdd_mm
-    from mmdet.registry import MODELS
-    from mmengine.config import Config
-    imdd_mm.register_all_modules()
-    torch.manual_seed(0)
-    model = MODELS.build(Config.fromfile(CONFIG).model)
-    path = tmp_path_factory.mktemp('ckpt') / 'tiny.pth'
-    torch.save(dict(state_dict=model.state_dict(), meta=dict()), path)
-    return path
+    return save_tiny_stage2_checkpoint(
+        tmp_path_factory.mktemp('ckpt') / 'tiny.pth')
 
 
 @pytest.fixture(scope='module')

@@ -12,23 +12,18 @@ import numpy as np
 import pytest
 import torch
 
+from ..tiny_stage2 import TINY_STAGE2_CONFIG as CONFIG
+from ..tiny_stage2 import build_tiny_stage2
+
 ort = pytest.importorskip('onnxruntime')
 pytest.importorskip('onnx')
 
 REPO = Path(__file__).resolve().parents[2]
-CONFIG = str(REPO / 'configs/imdd/tiny/stage2_tiny.py')
 
 
 @pytest.fixture(scope='module')
 def model():
-    import imdd_mm
-    from mmdet.registry import MODELS
-    from mmengine.config import Config
-    imdd_mm.register_all_modules()
-    cfg = Config.fromfile(CONFIG)
-    cfg.model.train_cfg = None
-    torch.manual_seed(0)
-    net = MODELS.build(cfg.model).eval()
+    net = build_tiny_stage2(for_test=True)
     net.set_vocabulary(['scratch', 'crack', 'stain'])
     return net
 

@@ -5,7 +5,6 @@ image is submitted, the result image appears and differs from the input
 where the model found defects; non-images and oversized uploads get a
 message; the server listens on loopback only."""
 import importlib.util
-import os
 import shutil
 import socket
 import subprocess
@@ -17,11 +16,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 
+from ..tiny_stage2 import TINY_STAGE2_CONFIG as CONFIG
+from ..tiny_stage2 import save_tiny_stage2_checkpoint
 from ._runner import REPO_ROOT, tool_env
 
-CONFIG = str(REPO_ROOT / 'configs/imdd/tiny/stage2_tiny.py')
 VOCAB = ['scratch', 'crack']
 
 
@@ -38,15 +37,8 @@ web_demo = _load_tool()
 
 @pytest.fixture(scope='module')
 def checkpoint(tmp_path_factory):
-    import imdd_mm
-    from mmdet.registry import MODELS
-    from mmengine.config import Config
-    imdd_mm.register_all_modules()
-    torch.manual_seed(0)
-    model = MODELS.build(Config.fromfile(CONFIG).model)
-    path = tmp_path_factory.mktemp('ckpt') / 'tiny.pth'
-    torch.save(dict(state_dict=model.state_dict(), meta=dict()), path)
-    return path
+    return save_tiny_stage2_checkpoint(
+        tmp_path_factory.mktemp('ckpt') / 'tiny.pth')
 
 
 @pytest.fixture(scope='module')

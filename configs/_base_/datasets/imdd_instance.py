@@ -65,19 +65,8 @@ val_dataloader = dict(
         pipeline=test_pipeline,
         backend_args=backend_args))
 test_dataloader = dict(
-    batch_size=1,
-    num_workers=2,
-    persistent_workers=True,
-    drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        ann_file=ann_root + 'test.json',
-        data_prefix=dict(img=img_root),
-        test_mode=True,
-        pipeline=test_pipeline,
-        backend_args=backend_args))
+    val_dataloader,
+    dataset=dict(val_dataloader['dataset'], ann_file=ann_root + 'test.json'))
 
 # COCO's box and mask AP, then imdd-mm's metrics (paper Tables 3-6):
 # open-vocabulary image classification, mask-derived boxes (same box_mode as
@@ -98,11 +87,6 @@ val_evaluator = [
     *imdd_metrics,
 ]
 test_evaluator = [
-    dict(
-        type='CocoMetric',
-        ann_file=data_root + ann_root + 'test.json',
-        metric=['bbox', 'segm'],
-        format_only=False,
-        backend_args=backend_args),
+    dict(val_evaluator[0], ann_file=data_root + ann_root + 'test.json'),
     *imdd_metrics,
 ]

@@ -4,17 +4,14 @@
 maps of flipped copies of the image, flipped back (computed here through
 the plain predict path), and the merged instances come from the averaged
 logits."""
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 from mmcv.transforms import Compose
-from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 
-REPO = Path(__file__).resolve().parents[3]
-CONFIG = REPO / 'configs/imdd/tiny/stage2_tiny.py'
+from ...tiny_stage2 import build_tiny_stage2
+
 PACK = dict(type='PackIMDDInputs',
             meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
                        'scale_factor'))
@@ -24,15 +21,9 @@ STEPS = [dict(type='mmdet.LoadImageFromNDArray'),
 
 @pytest.fixture(scope='module')
 def model():
-    import imdd_mm
-    from mmdet.registry import MODELS
-    imdd_mm.register_all_modules()
-    cfg = Config.fromfile(str(CONFIG))
-    cfg.model.train_cfg = None
-    torch.manual_seed(0)
-    net = MODELS.build(cfg.model)
+    net = build_tiny_stage2(for_test=True)
     net.set_vocabulary(['scratch', 'crack', 'stain'])
-    return net.eval()
+    return net
 
 
 def _image(h=40, w=52):
