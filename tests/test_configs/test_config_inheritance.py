@@ -4,8 +4,8 @@ data settings the configs had before the refactor.
 
 ``tests/data/config_data_sections.json`` holds, for every config of the
 repository on main at commit 43812cf (before the shared bases), its
-resolved data sections (pipelines, dataloaders, evaluators, data paths). Regenerate it
-from that commit's configs (`git archive 43812cf configs`) with
+resolved data sections (pipelines, dataloaders, evaluators, data paths).
+Regenerate it from that commit's configs (`git archive 43812cf configs`) with
 ``python tests/test_configs/test_config_inheritance.py CONFIGS_DIR OUT``.
 A config whose other files (outside the refactored dataset bases) changed
 since carries another fingerprint and is skipped.
