@@ -154,9 +154,12 @@ class DefectInferencer(BaseInferencer):
         cfg = copy.deepcopy(cfg)
         if self.cfg_options:
             cfg.merge_from_dict(self.cfg_options)
-        # ---- frozen-weight provenance: restore the frozen sources recorded
-        # in the checkpoint's meta before building (lead wires at merge):
-        # restore_frozen_sources(cfg, weights, override=False)
+        # ---- merge point (lead wires these at merge) -------------------
+        # 1. '${category}' run variables, as tools/test.py on main:
+        #    run_record.resolve_run_vars(cfg)
+        # 2. frozen-weight provenance: restore the frozen sources recorded
+        #    in the checkpoint's meta before building:
+        #    restore_frozen_sources(cfg, weights, override=False)
         # ----------------------------------------------------------------
         cfg.model.train_cfg = None  # as mmdet's init_detector
         model = revert_sync_batchnorm(MODELS.build(cfg.model))
