@@ -319,6 +319,9 @@ def main() -> None:
           f'  try:     python tools/infer.py {image_root} '
           f'{configs["stage2"]} {ckpt} --vocab "{",".join(split["all"])}" '
           f'--out {out / "infer"}')
+    print(f'  web:     python tools/web_demo.py {configs["stage2"]} {ckpt} '
+          f'--vocab "{",".join(split["all"])}" --examples {image_root}\n'
+          f'           then open http://127.0.0.1:7860 (loopback only)')
 
 
 if __name__ == '__main__':

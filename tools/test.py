@@ -116,13 +116,19 @@ def main():
         cfg = trigger_visualization_hook(cfg, args)
 
     if args.tta:
+        # imdd-mm's Mask2Former merges logits over flips (IMDDFlipTTAModel);
+        # mmdet's DetTTAModel refuses instance masks
+        imdd_tta = cfg.model.get('type', '').split('.')[-1] == \
+            'IMDDMask2Former'
         if 'tta_model' not in cfg:
             warnings.warn('Cannot find ``tta_model`` in config, '
                           'we will set it as default.')
-            cfg.tta_model = dict(
-                type='DetTTAModel',
-                tta_cfg=dict(
-                    nms=dict(type='nms', iou_threshold=0.5), max_per_img=100))
+            cfg.tta_model = (
+                dict(type='IMDDFlipTTAModel') if imdd_tta else dict(
+                    type='DetTTAModel',
+                    tta_cfg=dict(
+                        nms=dict(type='nms', iou_threshold=0.5),
+                        max_per_img=100)))
         if 'tta_pipeline' not in cfg:
             warnings.warn('Cannot find ``tta_pipeline`` in config, '
                           'we will set it as default.')
@@ -130,22 +136,27 @@ def main():
             while 'dataset' in test_data_cfg:
                 test_data_cfg = test_data_cfg['dataset']
             cfg.tta_pipeline = deepcopy(test_data_cfg.pipeline)
-            flip_tta = dict(
-                type='TestTimeAug',
-                transforms=[
-                    [
-                        dict(type='RandomFlip', prob=1.),
-                        dict(type='RandomFlip', prob=0.)
-                    ],
-                    [
-                        dict(
-                            type='PackDetInputs',
-                            meta_keys=('img_id', 'img_path', 'ori_shape',
-                                       'img_shape', 'scale_factor', 'flip',
-                                       'flip_direction'))
-                    ],
-                ])
-            cfg.tta_pipeline[-1] = flip_tta
+            if imdd_tta:
+                from imdd_mm.models.detectors import flip_tta_pipeline
+                cfg.tta_pipeline = flip_tta_pipeline(cfg.tta_pipeline)
+            else:
+                flip_tta = dict(
+                    type='TestTimeAug',
+                    transforms=[
+                        [
+                            dict(type='RandomFlip', prob=1.),
+                            dict(type='RandomFlip', prob=0.)
+                        ],
+                        [
+                            dict(
+                                type='PackDetInputs',
+                                meta_keys=('img_id', 'img_path',
+                                           'ori_shape', 'img_shape',
+                                           'scale_factor', 'flip',
+                                           'flip_direction'))
+                        ],
+                    ])
+                cfg.tta_pipeline[-1] = flip_tta
         cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
 

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from imdd_mm.utils.provenance import enforces_frozen_policy
 from ..backbones.frozen import FrozenModulesMixin
-from .postprocess import masks_to_boxes, split_components
+from .postprocess import defect_score_map, masks_to_boxes, split_components
 
 COND_MODES = ('implicit', 'caption', 'null', 'none')
 BOX_MODES = ('mask', 'components')
@@ -357,10 +357,36 @@ class IMDDMask2Former(FrozenModulesMixin, MaskFormer):
         Returns:
             list[DetDataSample]: The samples with predictions added.
         """
+        cls_list, mask_list = self.predict_logits(batch_inputs,
+                                                  batch_data_samples, rescale)
+        for sample, cls_logits, mask_logits in zip(batch_data_samples,
+                                                   cls_list, mask_list):
+            self._postprocess_single(sample, cls_logits, mask_logits)
+        return batch_data_samples
+
+    def predict_logits(self,
+                       batch_inputs: Tensor,
+                       batch_data_samples: SampleList,
+                       rescale: bool = True
+                       ) -> Tuple[List[Tensor], List[Tensor]]:
+        """Raw per-query outputs before post-processing (used by
+        :meth:`predict` and the flip TTA model).
+
+        Args:
+            batch_inputs (Tensor): (B, 3, H, W) in [-1, 1].
+            batch_data_samples (list[DetDataSample]): Samples with metainfo.
+            rescale (bool): Mask logits at ``ori_shape`` (else at
+                ``img_shape``, padding removed).
+
+        Returns:
+            tuple[list[Tensor], list[Tensor]]: Per sample, class logits
+            (Q, K+1) and mask logits (Q, h, w).
+        """
         self._activate_vocabulary(train=False)
         feats = self.extract_feat(batch_inputs, batch_data_samples)
         mask_cls, mask_pred = self.panoptic_head.predict(
             feats, batch_data_samples)
+        cls_list, mask_list = [], []
         for i, sample in enumerate(batch_data_samples):
             meta = sample.metainfo
             h, w = meta['img_shape'][:2]
@@ -371,17 +397,22 @@ class IMDDMask2Former(FrozenModulesMixin, MaskFormer):
                     logits = F.interpolate(
                         logits[:, None], size=(oh, ow), mode='bilinear',
                         align_corners=False)[:, 0]
-            self._postprocess_single(sample, mask_cls[i], logits)
-        return batch_data_samples
+            cls_list.append(mask_cls[i])
+            mask_list.append(logits)
+        return cls_list, mask_list
 
     def _postprocess_single(self, sample, cls_logits: Tensor,
-                            mask_logits: Tensor) -> None:
+                            mask_logits: Tensor,
+                            score_map: Optional[Tensor] = None) -> None:
         """Fill one sample's predictions.
 
         Args:
             sample (DetDataSample): Output sample.
             cls_logits (Tensor): (Q, K+1) logits.
             mask_logits (Tensor): (Q, H, W) mask logits at output size.
+            score_map (Tensor, optional): (H, W) defect probability to use
+                instead of the one of these logits (test-time augmentation
+                averages the maps of its views).
         """
         cfg = self.test_cfg
         max_per_image = int(cfg.get('max_per_image', 100))
@@ -417,10 +448,9 @@ class IMDDMask2Former(FrozenModulesMixin, MaskFormer):
 
         # per-pixel maps
         per_class = torch.einsum('qk,qhw->khw', probs, mask_prob)
-        # max_q max_k p_qk * m_q = max_q (max_k p_qk) * m_q  (m_q >= 0)
-        score_map = (probs.amax(dim=1)[:, None, None] * mask_prob).amax(0) \
-            if num_q > 0 else mask_prob.new_zeros(mask_prob.shape[-2:])
-        score_map = score_map.clamp(0, 1)
+        if score_map is None:
+            score_map = defect_score_map(cls_logits, mask_logits)
+        score_map = score_map.to(mask_prob).clamp(0, 1)
         sem = per_class.argmax(0) + 1
         sem[score_map < sem_thr] = 0
         sample.pred_sem_seg = PixelData(sem_seg=sem[None].long())

@@ -8,6 +8,27 @@ import torch
 from torch import Tensor
 
 
+def defect_score_map(cls_logits: Tensor, mask_logits: Tensor) -> Tensor:
+    """Per-pixel defect probability ``max_q max_k p_qk * sigmoid(m_q)``
+    (p: softmax over the K classes and no-object, no-object dropped).
+
+    Args:
+        cls_logits (Tensor): (Q, K+1) class logits (last = no object).
+        mask_logits (Tensor): (Q, H, W) mask logits.
+
+    Returns:
+        Tensor: (H, W) float32 in [0, 1].
+    """
+    if cls_logits.shape[0] == 0:
+        return mask_logits.new_zeros(mask_logits.shape[-2:],
+                                     dtype=torch.float32)
+    probs = torch.softmax(cls_logits.float(), dim=-1)[:, :-1]
+    # max_q max_k p_qk * m_q = max_q (max_k p_qk) * m_q  (m_q >= 0)
+    score = (probs.amax(dim=1)[:, None, None] *
+             mask_logits.float().sigmoid()).amax(0)
+    return score.clamp(0, 1)
+
+
 def masks_to_boxes(masks: Tensor) -> Tensor:
     """Tight xyxy boxes of binary masks (pixel-edge convention: a single
     pixel at (x, y) gives ``[x, y, x + 1, y + 1]``); empty masks give zeros.
