@@ -28,6 +28,9 @@ DATA_KEYS = re.compile(r'pipeline|dataloader|evaluator|dataset|data_root|'
 
 #: the files the refactor rewrote (and the shared bases it added)
 REFACTORED = ('_base_/datasets/', 'baselines/yolov8/_base_/datasets/')
+#: files that hold no data settings (model and schedule bases): their later
+#: edits do not change what is compared, so they stay out of the fingerprint
+NO_DATA = ('_base_/models/', '_base_/schedules/', '_base_/default_runtime.py')
 
 
 def config_chain(path: Path) -> list:
@@ -53,7 +56,7 @@ def chain_fingerprint(path: Path, configs_root: Path) -> str:
     digest = hashlib.sha256()
     for file in config_chain(path):
         rel = file.relative_to(configs_root.resolve()).as_posix()
-        if rel.startswith(REFACTORED):
+        if rel.startswith(REFACTORED + NO_DATA):
             continue
         digest.update(rel.encode() + b'\0' + file.read_bytes() + b'\0')
     return digest.hexdigest()
