@@ -47,6 +47,10 @@ def parse_args(argv=None):
     p.add_argument('--synthetic', type=int, default=None, metavar='SIZE',
                    help='time random SIZE x SIZE images instead of the '
                    "config's test data")
+    p.add_argument('--vocabulary', default=None,
+                   help='comma-separated class names (default: the test '
+                   "dataset's classes; with --synthetic the checkpoint's, "
+                   'else scratch,crack,stain)')
     p.add_argument('--dtype', choices=('fp32', 'fp16', 'bf16'),
                    default='fp32', help='autocast dtype (fp32 = off)')
     p.add_argument('--device', default='cuda' if torch.cuda.is_available()
@@ -64,14 +68,23 @@ def build_model(cfg, checkpoint, device):
               'the figure is a speed figure only')
     model = MODELS.build(cfg.model)
     if checkpoint is not None:
-        load_checkpoint(model, checkpoint, map_location='cpu')
+        ckpt = load_checkpoint(model, checkpoint, map_location='cpu')
+        classes = ((ckpt or {}).get('meta', {}).get('dataset_meta')
+                   or {}).get('classes')
+        if classes:
+            model.dataset_meta = dict(classes=tuple(classes))
     return model.to(device).eval()
 
 
-def batches(cfg, args):
-    """An endless iterator of raw batches (data loading not timed)."""
+def batches(cfg, args, model):
+    """An endless iterator of raw batches (data loading not timed); sets the
+    model's vocabulary as the runner would (the test dataset's classes)."""
+    if args.vocabulary:
+        model.set_vocabulary(args.vocabulary.split(','))
     if args.synthetic:
-        from imdd_mm.testing import stage2_batch
+        from imdd_mm.testing import DEFAULT_VOCAB, stage2_batch
+        if not (args.vocabulary or model.dataset_meta):
+            model.set_vocabulary(list(DEFAULT_VOCAB))
         bs = args.batch_size or 1
         fixed = [stage2_batch(bs, args.synthetic, seed=i) for i in range(4)]
         while True:
@@ -83,6 +96,8 @@ def batches(cfg, args):
     loader = Runner.build_dataloader(loader_cfg)
     if len(loader) == 0:
         raise SystemExit(f'{args.config}: the test dataloader is empty')
+    if not args.vocabulary:
+        model.dataset_meta = dict(loader.dataset.metainfo)
     while True:
         yield from loader
 
@@ -123,7 +138,7 @@ def main(argv=None):
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     device = torch.device(args.device)
     model = build_model(cfg, args.checkpoint, device)
-    data_iter = batches(cfg, args)
+    data_iter = batches(cfg, args, model)
     fps = []
     for run in range(args.repeat_num):
         fps.append(measure(model, data_iter, args, device))
