@@ -1,7 +1,8 @@
 # Copyright (c) imdd-mm contributors. Licensed under the Apache License 2.0.
 """Diffusion-reconstruction anomaly detection in the spirit of DDAD
 (Mousakhan et al., "Anomaly Detection with Conditioned Denoising Diffusion
-Models", 2023) and DMAD, written for imdd-mm.
+Models", 2023), written for imdd-mm. (DMAD, a different method, is
+:class:`DiversityMeasurableAD`.)
 
 Training: a diffusers ``UNet2DModel`` learns DDPM epsilon-prediction on
 normal images (pixels in [-1, 1]).

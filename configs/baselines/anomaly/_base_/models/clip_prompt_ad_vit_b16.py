@@ -8,7 +8,9 @@ model = dict(
     type='CLIPPromptAD',
     model_name='ViT-B-16',
     pretrained='checkpoints/open_clip_vit_b16_openai.bin',
-    object_name='object',
+    # None: each image's object from the dataset (AnomalyCocoDataset sets
+    # metainfo['object_name'], e.g. 'metal nut'); a string overrides it.
+    object_name=None,
     window_sizes=(1, 3, 5),
     few_shot=False,
     memory_layers=(5, 8, 11),
