@@ -12,7 +12,10 @@ model = dict(
     type='MutualScoring',
     backbone=dict(source='torchvision', arch='vit_b_16',
                   layers=(2, 5, 8, 11)),
-    backbone_checkpoint='checkpoints/vit_b_16_imagenet21k.pth',
+    # torchvision ImageNet-1k ViT-B/16 (vit_b_16-c867db91.pth); §11.2's
+    # ImageNet-21k weights exist only as timm checkpoints (other key names,
+    # no converter here): README "Weights".
+    backbone_checkpoint='checkpoints/vit_b_16-c867db91.pth',
     aggregation_degrees=(1, 3, 5),
     interval=0.3,
     rescore_windows=(2, 3),
