@@ -2,7 +2,8 @@
 # DMAD-style reconstruction with pyramid deformation on Magnetic Tile; Table 6
 # column 'DMAD' (DMAD-style).
 #   python tools/train.py THIS_CONFIG
-#   python tools/test.py THIS_CONFIG work_dirs/dmad_conv_magnetic_tile/epoch_200.pth
+#   python tools/test.py THIS_CONFIG \
+#       work_dirs/dmad_conv_magnetic_tile/epoch_200.pth
 _base_ = [
     './_base_/models/dmad_conv.py',
     './_base_/datasets/magnetic_tile.py',

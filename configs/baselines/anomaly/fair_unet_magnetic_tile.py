@@ -2,7 +2,8 @@
 # FAIR-style restoration from high frequencies on Magnetic Tile; Table 6 column
 # 'FAIR' (FAIR-style).
 #   python tools/train.py THIS_CONFIG
-#   python tools/test.py THIS_CONFIG work_dirs/fair_unet_magnetic_tile/epoch_200.pth
+#   python tools/test.py THIS_CONFIG \
+#       work_dirs/fair_unet_magnetic_tile/epoch_200.pth
 _base_ = [
     './_base_/models/fair_unet.py',
     './_base_/datasets/magnetic_tile.py',

@@ -20,8 +20,9 @@ connections and one small conv net per pyramid level), the memory size, the
 loss weights (reconstruction of the warped and of the plain reference,
 VQ/commitment, total variation of the field), the deformation bound, the
 score formula (here ``||x - warp(r)||^2`` channel mean + ``deform_weight``
-times the field magnitude in normalised image units) and the industrial-image variant of
-the paper (its MVTec AD numbers may come from a feature-space version).
+times the field magnitude in normalised image units) and the
+industrial-image variant of the paper (its MVTec AD numbers may come from a
+feature-space version).
 """
 from typing import Dict, List, Optional, Sequence, Tuple
 
