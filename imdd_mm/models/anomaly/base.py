@@ -97,6 +97,14 @@ def gaussian_blur(maps: Tensor, sigma: float) -> Tensor:
     return torch.cat(out).view(maps.shape)
 
 
+def smoothed_topk_mean(maps: Tensor, sigma: float, fraction: float) -> Tensor:
+    """Image scores (B,): the mean of the top ``fraction`` of the pixels of
+    each Gaussian-smoothed (``sigma``) map (B, H, W); at least one pixel."""
+    smooth = gaussian_blur(maps, sigma).flatten(1)
+    k = max(1, int(fraction * smooth.shape[1]))
+    return smooth.topk(k, dim=1).values.mean(dim=1)
+
+
 def freeze_module(module: nn.Module) -> nn.Module:
     """Set ``requires_grad=False`` on every parameter and eval mode."""
     for param in module.parameters():

@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmdet.utils import OptConfigType, OptMultiConfig
-from .base import BaseAnomalyDetector, gaussian_blur
+from .base import BaseAnomalyDetector, smoothed_topk_mean
 
 
 def _conv_block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
@@ -221,9 +221,8 @@ class DiversityMeasurableAD(BaseAnomalyDetector):
             out = self.forward_train(inputs)
         err = ((inputs - out['warped'])**2).mean(dim=1)
         maps = err + self.deform_weight * out['flow'].norm(dim=1)
-        smooth = gaussian_blur(maps, self.smooth_sigma).flatten(1)
-        k = max(1, int(self.image_topk * smooth.shape[1]))
-        return maps, smooth.topk(k, dim=1).values.mean(dim=1)
+        return maps, smoothed_topk_mean(maps, self.smooth_sigma,
+                                        self.image_topk)
 
     def normalize_scores(self, scores: Tensor) -> Tensor:
         bound = 4.0 + self.deform_weight * self._flow_bound

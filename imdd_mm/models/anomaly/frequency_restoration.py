@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmdet.utils import OptConfigType, OptMultiConfig
-from .base import BaseAnomalyDetector, gaussian_blur
+from .base import BaseAnomalyDetector, smoothed_topk_mean
 
 
 def gaussian_high_pass(x: Tensor, cutoff: float) -> Tensor:
@@ -162,9 +162,8 @@ class FrequencyRestorationAD(BaseAnomalyDetector):
         with torch.no_grad():
             out = self.restore(inputs).float().clamp(-1.0, 1.0)
         maps = ((inputs.float() - out)**2).mean(dim=1)
-        smooth = gaussian_blur(maps, self.smooth_sigma).flatten(1)
-        k = max(1, int(self.image_topk * smooth.shape[1]))
-        return maps, smooth.topk(k, dim=1).values.mean(dim=1)
+        return maps, smoothed_topk_mean(maps, self.smooth_sigma,
+                                        self.image_topk)
 
     def normalize_scores(self, scores: Tensor) -> Tensor:
         return (scores / 4.0).clamp(0.0, 1.0)
