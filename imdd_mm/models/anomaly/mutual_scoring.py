@@ -17,6 +17,8 @@ test images; anomalous patches do not. The scored set is a category's
 5. image level: the maximum of the patch map, re-scored RsCIN-style over
    the set (see :func:`rescore_images`).
 
+Images are grouped into sets by their ``metainfo['object_name']`` (one
+category per set, also in a pooled multi-category run).
 The Runner feeds the set through :class:`SetScoringHook` (before the test /
 val epoch it calls :meth:`MutualScoring.score_set` with the evaluated
 dataloader); ``predict`` then only looks the scores up. Features are
@@ -115,11 +117,11 @@ def sample_key(sample: DetDataSample) -> str:
 class MutualScoring(BaseAnomalyDetector):
     """MuSc-style zero-shot mutual scoring of a whole test set.
 
-    Normalisation: min-max over the scored set,
+    Normalisation: min-max over each scored set (one object's images),
     ``(s - lo) / (hi - lo)`` with ``lo``/``hi`` the smallest and largest raw
-    patch score of the set (one increasing map per set; smoothed maps and
-    re-scored image scores are convex combinations of patch scores and so
-    stay in [0, 1]).
+    patch score of the set (one increasing affine map per set, which
+    commutes with the smoothing; smoothed maps and re-scored image scores
+    are convex combinations of patch scores and so stay in [0, 1]).
 
     Args:
         backbone (dict): :class:`ViTPatchExtractor` kwargs (``source`` =
@@ -165,7 +167,6 @@ class MutualScoring(BaseAnomalyDetector):
         # scores of the current set (not saved in checkpoints)
         self._set_maps: Dict[str, Tensor] = {}
         self._set_image: Dict[str, Tensor] = {}
-        self._range: Optional[Tuple[float, float]] = None
 
     # ------------------------------------------------------------------ #
     # the scored set
@@ -174,17 +175,27 @@ class MutualScoring(BaseAnomalyDetector):
     def extract(self, inputs: Tensor,
                 data_samples: List[DetDataSample]) -> Dict[str, tuple]:
         """Per-image features, one image at a time (bitwise independent of
-        the batch): ``{key: ([layer tokens (N, C)], cls (C,), grid)}``."""
+        the batch): ``{key: ([layer tokens (N, C)], cls (C,), grid,
+        object)}``; ``object`` is ``metainfo['object_name']`` (or '')."""
         out = {}
         for i, sample in enumerate(data_samples):
             tokens, cls, grid = self.backbone.forward_with_cls(inputs[i:i + 1])
             out[sample_key(sample)] = ([t[0].cpu() for t in tokens],
-                                       cls[0].cpu(), grid)
+                                       cls[0].cpu(), grid,
+                                       str(sample.metainfo.get(
+                                           'object_name', '')))
         return out
 
     @torch.no_grad()
     def score_set(self, batches: Iterable[dict]) -> None:
         """Score a whole test set and keep the results for ``predict``.
+
+        Images are grouped by ``metainfo['object_name']`` (one category's
+        test split per set, also inside a pooled multi-category run); each
+        group is one mutually scored set, min-max normalised on its own
+        (MuSc normalises per category). Min-max is affine, so normalising
+        the raw maps here equals normalising after ``predict``'s smoothing
+        and resizing.
 
         Args:
             batches (Iterable[dict]): Dataloader batches (``inputs``,
@@ -193,7 +204,7 @@ class MutualScoring(BaseAnomalyDetector):
                 are all-gathered so every rank scores the full set.
         """
         from mmengine.dist import all_gather_object, get_world_size
-        self._set_maps, self._set_image, self._range = {}, {}, None
+        self._set_maps, self._set_image = {}, {}
         was_training = self.training
         self.eval()
         feats: Dict[str, tuple] = {}
@@ -206,17 +217,30 @@ class MutualScoring(BaseAnomalyDetector):
                 merged.update(part)
             feats = merged
         self.train(was_training)
-        keys = sorted(feats)
-        if len(keys) < 2:
-            raise ValueError('MutualScoring needs a test set of at least 2 '
-                             f'images, got {len(keys)}')
-        grid = feats[keys[0]][2]
+        groups: Dict[str, List[str]] = {}
+        for key in sorted(feats):
+            groups.setdefault(feats[key][3], []).append(key)
+        for obj, keys in sorted(groups.items()):
+            if len(keys) < 2:
+                raise ValueError(
+                    'MutualScoring needs a test set of at least 2 images per '
+                    f'object, got {len(keys)} for {obj or "the set"!r}')
+            raw, image = self._score_group([feats[k] for k in keys])
+            lo, hi = float(raw.min()), float(raw.max())
+            scale = max(hi - lo, 1e-12)
+            for i, key in enumerate(keys):
+                self._set_maps[key] = (raw[i] - lo) / scale
+                self._set_image[key] = (image[i] - lo) / scale
+
+    def _score_group(self, feats: List[tuple]) -> Tuple[Tensor, Tensor]:
+        """Raw patch maps (M, h, w) and re-scored image scores (M,) of one
+        set of per-image features (canonical order)."""
+        grid = feats[0][2]
         device = self.backbone_device()
         total = 0
-        num_layers = len(feats[keys[0]][0])
         count = 0
-        for layer in range(num_layers):
-            tok = torch.stack([feats[k][0][layer] for k in keys]).to(device)
+        for layer in range(len(feats[0][0])):
+            tok = torch.stack([f[0][layer] for f in feats]).to(device)
             m, n, c = tok.shape
             grid_t = tok.transpose(1, 2).reshape(m, c, *grid)
             for r in self.aggregation_degrees:
@@ -226,14 +250,10 @@ class MutualScoring(BaseAnomalyDetector):
                 total = total + mutual_scores(
                     agg.flatten(2).transpose(1, 2), self.interval)
                 count += 1
-        raw = (total / count).view(len(keys), *grid).cpu()
+        raw = (total / count).view(len(feats), *grid).cpu()
         image = raw.flatten(1).max(dim=1).values
-        cls = torch.stack([feats[k][1] for k in keys])
-        image = rescore_images(image, cls, self.rescore_windows)
-        self._range = (float(raw.min()), float(raw.max()))
-        for i, key in enumerate(keys):
-            self._set_maps[key] = raw[i]
-            self._set_image[key] = image[i]
+        cls = torch.stack([f[1] for f in feats])
+        return raw, rescore_images(image, cls, self.rescore_windows)
 
     def backbone_device(self) -> torch.device:
         return next(self.backbone.parameters()).device
@@ -246,7 +266,7 @@ class MutualScoring(BaseAnomalyDetector):
         inputs: Tensor,
         data_samples: Optional[List[DetDataSample]] = None
     ) -> Tuple[Tensor, Tensor]:
-        if self._range is None:
+        if not self._set_maps:
             raise RuntimeError(
                 'MutualScoring scores a whole test set at once: add '
                 "dict(type='SetScoringHook') to custom_hooks (the configs "
@@ -269,6 +289,6 @@ class MutualScoring(BaseAnomalyDetector):
         return maps, torch.stack(image).to(inputs.device)
 
     def normalize_scores(self, scores: Tensor) -> Tensor:
-        """Min-max over the scored set (see the class docstring)."""
-        lo, hi = self._range
-        return ((scores - lo) / max(hi - lo, 1e-12)).clamp(0.0, 1.0)
+        """Identity: the set's min-max is applied in :meth:`score_set`
+        (see the class docstring)."""
+        return scores.clamp(0.0, 1.0)

@@ -283,6 +283,37 @@ def test_mutual_scoring_whole_set_invariant_to_batches(mt_data):
         model.score_set([make_batch(items[:1])])
 
 
+@pytest.mark.real_data
+def test_mutual_scoring_sets_are_per_object(mt_data):
+    """A pooled run holding two objects scores each object's images as its
+    own set: the same scores as a run of that object alone."""
+    model = MutualScoring(backbone=TINY_VIT, aggregation_degrees=(1, 3))
+    items = mt_data['defects'] + mt_data['test_normals']
+    objects = ['a', 'a', 'b', 'b', 'a', 'b']
+
+    def batch(idx):
+        data = make_batch([items[i] for i in idx])
+        for sample, i in zip(data['data_samples'], idx):
+            sample.set_metainfo(dict(object_name=objects[i]))
+        return data
+
+    pooled_batch = batch(range(6))
+    model.score_set([pooled_batch])
+    pooled = model.test_step(pooled_batch)
+    # each set is min-max normalised on its own (raw maps before smoothing)
+    for group in ((0, 1, 4), (2, 3, 5)):
+        raw = [model._set_maps[str(items[i][0])] for i in group]
+        assert max(float(r.max()) for r in raw) == pytest.approx(1.0)
+        assert min(float(r.min()) for r in raw) == pytest.approx(0.0)
+    only_a = [0, 1, 4]
+    alone_batch = batch(only_a)
+    model.score_set([alone_batch])
+    alone = model.test_step(alone_batch)
+    for j, i in enumerate(only_a):
+        assert torch.equal(pooled[i].pred_score_map.data,
+                           alone[j].pred_score_map.data)
+
+
 # ---------------------------------------------------------------- CLIP
 @pytest.mark.real_data
 def test_clip_prompt_zero_and_few_shot(mt_data):
