@@ -283,6 +283,26 @@ def test_mutual_scoring_whole_set_invariant_to_batches(mt_data):
         model.score_set([make_batch(items[:1])])
 
 
+@pytest.mark.parametrize('source', ['torchvision', 'open_clip'])
+def test_vit_extractor_class_token(source):
+    """MuSc-style's image-level feature (the class token) from either ViT
+    source, next to the patch tokens."""
+    from imdd_mm.models.anomaly import ViTPatchExtractor
+    torch.manual_seed(0)
+    if source == 'open_clip':
+        ext = ViTPatchExtractor(source=source, layers=(0, 1),
+                                model_cfg=TINY_CLIP)
+        width = 32
+    else:
+        ext = ViTPatchExtractor(**TINY_VIT)
+        width = TINY_VIT['model_cfg']['hidden_dim']
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    outs, cls, grid = ext.forward_with_cls(x)
+    assert grid == (8, 8) and cls.shape == (2, width)
+    assert [o.shape for o in outs] == [(2, 64, width)] * 2
+    assert all(torch.equal(a, b) for a, b in zip(outs, ext(x)[0]))
+
+
 @pytest.mark.real_data
 def test_mutual_scoring_sets_are_per_object(mt_data):
     """A pooled run holding two objects scores each object's images as its
