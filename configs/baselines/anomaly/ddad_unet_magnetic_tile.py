@@ -1,6 +1,7 @@
 # Copyright (c) imdd-mm contributors. Licensed under the Apache License 2.0.
-# DDAD/DMAD-style conditioned diffusion reconstruction on Magnetic Tile;
-# Table 6 columns 'DDAD'/'DMAD'.
+# DDAD-style conditioned diffusion reconstruction on Magnetic Tile;
+# Table 6 column 'DDAD' (DDAD-style; DMAD is a different method:
+# dmad_conv_*).
 _base_ = [
     './_base_/models/diffusion_recon_unet.py',
     './_base_/datasets/magnetic_tile.py',

@@ -2,8 +2,8 @@
 # MuSc-style zero-shot mutual scoring (ViT-B/16) on VisA; Table 6
 # column 'MuSc'. Training-free: python tools/test.py THIS_CONFIG
 # (backbone weights come from model.backbone_checkpoint).
-# Each test batch is one mutually scored set: keep it large (MuSc
-# scores whole categories) and unshuffled.
+# The whole test split is one mutually scored set (SetScoringHook); the
+# batch size only sets memory use.
 _base_ = [
     './_base_/models/musc_vit_b16.py',
     './_base_/datasets/visa.py',

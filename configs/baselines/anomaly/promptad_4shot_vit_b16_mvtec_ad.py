@@ -7,8 +7,7 @@ _base_ = [
     './_base_/schedules/adamw_50e.py',
     './_base_/default_runtime.py',
 ]
-model = dict(object_name={{_base_.category}}, few_shot=True, learnable_prompts=True,
-             n_ctx=10)
+model = dict(few_shot=True, learnable_prompts=True, n_ctx=10)
 train_dataloader = dict(
     batch_size=4,
     dataset=dict(max_images=4, pipeline={{_base_.clip_train_pipeline}}))

@@ -7,7 +7,7 @@ _base_ = [
     './_base_/schedules/fit_memory_bank.py',
     './_base_/default_runtime.py',
 ]
-model = dict(object_name='magnetic tile', few_shot=True)
+model = dict(few_shot=True)
 train_dataloader = dict(
     batch_size=4,
     dataset=dict(max_images=4, pipeline={{_base_.clip_train_pipeline}}))

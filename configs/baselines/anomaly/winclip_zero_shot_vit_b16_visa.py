@@ -7,6 +7,5 @@ _base_ = [
     './_base_/schedules/test_only.py',
     './_base_/default_runtime.py',
 ]
-model = dict(object_name={{_base_.category}})
 train_dataloader = None
 test_dataloader = dict(dataset=dict(pipeline={{_base_.clip_test_pipeline}}))

@@ -10,14 +10,14 @@ from mmseg.registry import TRANSFORMS as SEG_TRANSFORMS
 
 #: metainfo keys of imdd-mm samples (docs/DESIGN.md, "Samples").
 IMDD_META_KEYS = ('caption', 'caption_nouns', 'is_normal', 'source',
-                  'image_label')
+                  'image_label', 'object_name')
 
 
 @TRANSFORMS.register_module()
 class PackIMDDInputs(PackDetInputs):
     """mmdet's ``PackDetInputs`` that also packs the imdd-mm metainfo keys
-    ``caption``, ``caption_nouns``, ``is_normal``, ``source`` and
-    ``image_label`` (present keys only).
+    ``caption``, ``caption_nouns``, ``is_normal``, ``source``,
+    ``image_label`` and ``object_name`` (anomaly datasets) when present.
 
     Args:
         meta_keys (Sequence[str]): mmdet's meta keys; the imdd-mm keys are

@@ -12,12 +12,17 @@ each model converts internally (ImageNet or CLIP statistics).
 Predictions (DESIGN "Samples"), added to each ``DetDataSample``:
 
 - ``pred_score_map``: :class:`PixelData` with ``data`` (1, H, W) float32 in
-  [0, 1] at the **original image size** (``ori_shape``): the map at the
-  network input size is cropped to ``img_shape`` (batch padding removed),
-  Gaussian-smoothed (``smooth_sigma``, in input pixels) and resized
-  bilinearly to ``ori_shape``.
+  [0, 1] at the **original image size** (``ori_shape``): the *raw* map at
+  the network input size is Gaussian-smoothed (``smooth_sigma``, in input
+  pixels), then normalised, cropped to ``img_shape`` (batch padding
+  removed) and resized bilinearly to ``ori_shape``.
 - ``pred_image_score`` (float in [0, 1]) and ``pred_image_label``
   (``0`` = anomalous / defect, ``-1`` = normal; ``score >= image_threshold``).
+
+**Blur, then normalise** (as PatchCore and SimpleNet do): subclasses return
+raw anomaly scores from :meth:`BaseAnomalyDetector.anomaly_maps`; the
+Gaussian smoothing acts on the raw scores and only then
+:meth:`BaseAnomalyDetector.normalize_scores` maps them to [0, 1].
 
 **Normalisation rule.** Raw anomaly scores are mapped to [0, 1] by one
 *global, strictly increasing* function per model, so pixel/image AUROC and
@@ -70,7 +75,9 @@ def gaussian_blur(maps: Tensor, sigma: float) -> Tensor:
     """Separable Gaussian smoothing of (B, H, W) maps (reflect padding).
 
     The kernel has ``2 * round(4 * sigma) + 1`` taps, clipped to the map
-    size; ``sigma <= 0`` returns the input.
+    size; ``sigma <= 0`` returns the input. Maps are filtered one at a time
+    so a map's result does not depend on the batch it came in (convolution
+    kernels may pick another algorithm for another batch size).
     """
     if sigma <= 0:
         return maps
@@ -81,12 +88,21 @@ def gaussian_blur(maps: Tensor, sigma: float) -> Tensor:
         -radius, radius + 1, dtype=maps.dtype, device=maps.device)
     kernel = torch.exp(-coords**2 / (2 * sigma**2))
     kernel = kernel / kernel.sum()
-    x = maps.unsqueeze(1)
-    x = F.pad(x, (radius, radius, 0, 0), mode='reflect')
-    x = F.conv2d(x, kernel.view(1, 1, 1, -1))
-    x = F.pad(x, (0, 0, radius, radius), mode='reflect')
-    x = F.conv2d(x, kernel.view(1, 1, -1, 1))
-    return x.squeeze(1)
+    out = []
+    for x in maps.reshape(-1, 1, 1, h, w):
+        x = F.pad(x, (radius, radius, 0, 0), mode='reflect')
+        x = F.conv2d(x, kernel.view(1, 1, 1, -1))
+        x = F.pad(x, (0, 0, radius, radius), mode='reflect')
+        out.append(F.conv2d(x, kernel.view(1, 1, -1, 1)))
+    return torch.cat(out).view(maps.shape)
+
+
+def smoothed_topk_mean(maps: Tensor, sigma: float, fraction: float) -> Tensor:
+    """Image scores (B,): the mean of the top ``fraction`` of the pixels of
+    each Gaussian-smoothed (``sigma``) map (B, H, W); at least one pixel."""
+    smooth = gaussian_blur(maps, sigma).flatten(1)
+    k = max(1, int(fraction * smooth.shape[1]))
+    return smooth.topk(k, dim=1).values.mean(dim=1)
 
 
 def freeze_module(module: nn.Module) -> nn.Module:
@@ -179,17 +195,24 @@ class BaseAnomalyDetector(BaseModel):
         inputs: Tensor,
         data_samples: Optional[List[DetDataSample]] = None
     ) -> Tuple[Tensor, Tensor]:
-        """Normalised anomaly maps at the input size and image scores.
+        """Raw anomaly maps at the input size and raw image scores.
 
         Args:
             inputs (Tensor): (B, 3, H, W) in [-1, 1].
             data_samples (list[DetDataSample], optional): Metainfo.
 
         Returns:
-            tuple: ``maps`` (B, H, W) in [0, 1] (not yet smoothed) and
-            ``image_scores`` (B,) in [0, 1].
+            tuple: ``maps`` (B, H, W) raw scores (higher = more anomalous,
+            not yet smoothed) and ``image_scores`` (B,) raw scores on the
+            same scale as the maps.
         """
         raise NotImplementedError
+
+    def normalize_scores(self, scores: Tensor) -> Tensor:
+        """The model's global, strictly increasing map of raw scores to
+        [0, 1]. The default is the identity, for models whose raw scores
+        are already bounded in [0, 1] (probabilities, ``(1 - cos) / 2``)."""
+        return scores
 
     @torch.no_grad()
     def predict(self, inputs: Tensor,
@@ -197,7 +220,9 @@ class BaseAnomalyDetector(BaseModel):
         """Score a batch; see the module docstring for the outputs."""
         maps, image_scores = self.anomaly_maps(inputs, data_samples)
         maps = gaussian_blur(maps.float(), self.smooth_sigma)
-        return self.add_pred_to_datasample(data_samples, maps, image_scores)
+        return self.add_pred_to_datasample(
+            data_samples, self.normalize_scores(maps),
+            self.normalize_scores(image_scores.float()))
 
     def add_pred_to_datasample(self, data_samples: List[DetDataSample],
                                maps: Tensor,

@@ -17,6 +17,20 @@ al., CVPR 2023) and PromptAD (Li et al., CVPR 2024), written for imdd-mm.
   concatenation, by the anomalous ones (the context followed by an
   anomaly suffix). Trained on normal images only with a cross-entropy
   towards "normal" plus an explicit margin between the two similarities.
+
+The object in the prompts is the one of each image's dataset: with
+``object_name=None`` (the configs) every data sample's
+``metainfo['object_name']`` (set by ``AnomalyCocoDataset`` from the
+taxonomy: ``metal_nut`` -> "metal nut", ``pcb1`` -> "printed circuit
+board") picks its text embeddings, so one config serves every category and
+pooled runs; an explicit ``object_name`` (e.g. from ``--cfg-options
+model.object_name=cable``) overrides it, cleaned the same way.
+
+Departures from the originals (hence "-style" in tables): window scores
+pool patch tokens (WinCLIP re-encodes masked windows with the image
+encoder); the learnable-prompt loss is a cross-entropy towards the normal
+prompt plus a margin (PromptAD's semantic concatenation and explicit
+anomaly margin are approximated by the suffix prompts sharing the context).
 """
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -28,6 +42,7 @@ from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmdet.utils import OptConfigType, OptMultiConfig
 from .base import CLIP_MEAN, CLIP_STD, BaseAnomalyDetector, renormalize
+from .dataset import object_prompt_name
 from .feature_extractors import build_open_clip
 
 NORMAL_STATES = ('{}', 'flawless {}', 'perfect {}', 'unblemished {}',
@@ -49,7 +64,8 @@ class CLIPPromptAD(BaseAnomalyDetector):
 
     Normalisation: zero-shot scores are softmax probabilities of the
     anomalous prompt and few-shot scores ``(1 - cos) / 2``; both lie in
-    [0, 1] by construction and are averaged.
+    [0, 1] by construction and are averaged (the identity
+    ``normalize_scores``; smoothing acts on these scores).
 
     Args:
         model_name (str): open_clip architecture. Defaults to 'ViT-B-16'.
@@ -57,7 +73,10 @@ class CLIPPromptAD(BaseAnomalyDetector):
             tag already in the local cache). ``None``: random weights.
         model_cfg (dict, optional): Tiny ``open_clip.model.CLIP`` kwargs
             (tests).
-        object_name (str): The inspected object, e.g. 'bottle'.
+        object_name (str, optional): The inspected object, e.g.
+            ``'metal_nut'`` (cleaned by :func:`object_prompt_name`).
+            ``None`` (default): per image, from the data samples'
+            ``metainfo['object_name']`` (the dataset of the run).
         window_sizes (Sequence[int]): Odd window sizes (patches) of the
             zero-shot map. Defaults to (1, 3, 5).
         few_shot (bool): Keep a normal-patch memory filled by the training
@@ -76,7 +95,7 @@ class CLIPPromptAD(BaseAnomalyDetector):
                  model_name: str = 'ViT-B-16',
                  pretrained: Optional[str] = None,
                  model_cfg: Optional[dict] = None,
-                 object_name: str = 'object',
+                 object_name: Optional[str] = None,
                  window_sizes: Sequence[int] = (1, 3, 5),
                  few_shot: bool = False,
                  memory_layers: Sequence[int] = (5, 8, 11),
@@ -104,7 +123,8 @@ class CLIPPromptAD(BaseAnomalyDetector):
         self.image_size = size[0] if isinstance(size, tuple) else size
         psize = visual.patch_size
         self.patch_size = psize[0] if isinstance(psize, tuple) else psize
-        self.object_name = object_name
+        self.object_name = None if object_name is None else \
+            object_prompt_name(None, object_name)
         self.window_sizes = tuple(int(k) for k in window_sizes)
         if any(k % 2 == 0 for k in self.window_sizes):
             raise ValueError('window_sizes must be odd')
@@ -123,7 +143,7 @@ class CLIPPromptAD(BaseAnomalyDetector):
         self.register_buffer('memory', torch.zeros(
             len(self.memory_layers), 0, width))
         self._pending: Dict[str, Tensor] = {}
-        self._text_cache: Optional[Tensor] = None
+        self._text_cache: Dict[str, Tensor] = {}
 
     # ------------------------------------------------------------------ #
     # text side
@@ -156,33 +176,52 @@ class CLIPPromptAD(BaseAnomalyDetector):
             x = x @ clip.text_projection
         return F.normalize(x.float(), dim=-1)
 
-    def text_features(self) -> Tensor:
-        """(2, D) normalised [normal, anomalous] text embeddings."""
+    def text_features(self, name: str) -> Tensor:
+        """(2, D) normalised [normal, anomalous] text embeddings of the
+        object ``name`` (cached per name outside training)."""
+        cached = self._text_cache.get(name)
+        if cached is not None and cached.device == self._device() and \
+                not (self.learnable_prompts and self.training):
+            return cached
         if self.learnable_prompts:
-            if self.training or self._text_cache is None or \
-                    self._text_cache.device != self._device():
-                obj = self.object_name
-                normal = self._encode_with_ctx([f'{obj}.'])
-                anomalous = self._encode_with_ctx(
-                    [f'{obj} {s}.' for s in ANOMALY_SUFFIXES])
-                feats = torch.stack([
-                    F.normalize(normal.mean(0), dim=-1),
-                    F.normalize(anomalous.mean(0), dim=-1)
-                ])
-                if self.training:
-                    self._text_cache = None
-                    return feats
-                self._text_cache = feats.detach()
-            return self._text_cache
-        if self._text_cache is None or \
-                self._text_cache.device != self._device():
+            normal = self._encode_with_ctx([f'{name}.'])
+            anomalous = self._encode_with_ctx(
+                [f'{name} {s}.' for s in ANOMALY_SUFFIXES])
+            feats = torch.stack([
+                F.normalize(normal.mean(0), dim=-1),
+                F.normalize(anomalous.mean(0), dim=-1)
+            ])
+            if self.training:
+                self._text_cache = {}
+                return feats
+            feats = feats.detach()
+        else:
             with torch.no_grad():
-                texts = [[t.format(s.format(self.object_name))
+                texts = [[t.format(s.format(name))
                           for s in states for t in TEMPLATES]
                          for states in (NORMAL_STATES, ANOMALOUS_STATES)]
-                self._text_cache = torch.stack(
-                    [self._ensemble(t) for t in texts])
-        return self._text_cache
+                feats = torch.stack([self._ensemble(t) for t in texts])
+        self._text_cache[name] = feats
+        return feats
+
+    def object_names(self, data_samples: Optional[List[DetDataSample]],
+                     batch_size: int) -> List[str]:
+        """The prompt object of each image: ``object_name`` when set, else
+        each sample's ``metainfo['object_name']``."""
+        if self.object_name is not None:
+            return [self.object_name] * batch_size
+        names = [s.metainfo.get('object_name') for s in data_samples or []]
+        if len(names) != batch_size or any(not n for n in names):
+            raise ValueError(
+                'CLIPPromptAD(object_name=None) takes the object from the '
+                "data samples' metainfo['object_name'] (AnomalyCocoDataset "
+                'sets it); these samples have none: set model.object_name')
+        return [str(n) for n in names]
+
+    def batch_text(self, names: List[str]) -> Tensor:
+        """(B, 2, D) text embeddings, one pair per image."""
+        unique = {n: self.text_features(n) for n in dict.fromkeys(names)}
+        return torch.stack([unique[n] for n in names])
 
     # ------------------------------------------------------------------ #
     # image side
@@ -213,14 +252,17 @@ class CLIPPromptAD(BaseAnomalyDetector):
                 [inter[i] for i in self.memory_layers], grid)
 
     def _probs(self, feats: Tensor, text: Tensor) -> Tensor:
-        """Softmax probability of 'anomalous' for features (..., D)."""
-        logits = self.logit_scale * F.normalize(feats, dim=-1) @ text.t()
+        """Softmax probability of 'anomalous' for features (B, ..., D)
+        against per-image text (B, 2, D)."""
+        f = F.normalize(feats, dim=-1)
+        logits = self.logit_scale * torch.einsum(
+            'b...d,bkd->b...k', f, text.to(f.dtype))
         return logits.softmax(dim=-1)[..., 1]
 
-    def zero_shot(self, patches: Tensor, pooled: Tensor,
-                  grid: tuple) -> Tuple[Tensor, Tensor]:
-        """Zero-shot maps (B, h, w) and image scores (B,)."""
-        text = self.text_features()
+    def zero_shot(self, patches: Tensor, pooled: Tensor, grid: tuple,
+                  text: Tensor) -> Tuple[Tensor, Tensor]:
+        """Zero-shot maps (B, h, w) and image scores (B,) for per-image
+        text (B, 2, D)."""
         b, n, d = patches.shape
         fmap = patches.transpose(1, 2).reshape(b, d, *grid)
         inv = 0
@@ -270,10 +312,11 @@ class CLIPPromptAD(BaseAnomalyDetector):
         patches, pooled, tokens, _ = self.image_tokens(inputs)
         if self.few_shot:
             self._collect(tokens, data_samples)
-        text = self.text_features()
+        text = self.batch_text(self.object_names(data_samples,
+                                                 inputs.shape[0]))
         feats = F.normalize(
             torch.cat([pooled[:, None], patches], dim=1), dim=-1)
-        sims = feats @ text.t()  # (B, 1+N, 2)
+        sims = torch.einsum('bnd,bkd->bnk', feats, text)  # (B, 1+N, 2)
         logits = self.logit_scale * sims
         target = torch.zeros(
             logits.shape[:-1], dtype=torch.long, device=logits.device)
@@ -294,6 +337,7 @@ class CLIPPromptAD(BaseAnomalyDetector):
         self._pending = {}
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        self._text_cache = {}  # learnt prompts may change
         key = prefix + 'memory'
         if key in state_dict:
             self.memory = torch.empty_like(
@@ -306,7 +350,9 @@ class CLIPPromptAD(BaseAnomalyDetector):
         data_samples: Optional[List[DetDataSample]] = None
     ) -> Tuple[Tensor, Tensor]:
         patches, pooled, tokens, grid = self.image_tokens(inputs)
-        maps, image_scores = self.zero_shot(patches, pooled, grid)
+        text = self.batch_text(self.object_names(data_samples,
+                                                 inputs.shape[0]))
+        maps, image_scores = self.zero_shot(patches, pooled, grid, text)
         if self.few_shot:
             self.finalize_fit()
             if self.memory.shape[1] == 0:

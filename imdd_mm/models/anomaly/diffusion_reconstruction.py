@@ -1,7 +1,8 @@
 # Copyright (c) imdd-mm contributors. Licensed under the Apache License 2.0.
 """Diffusion-reconstruction anomaly detection in the spirit of DDAD
 (Mousakhan et al., "Anomaly Detection with Conditioned Denoising Diffusion
-Models", 2023) and DMAD, written for imdd-mm.
+Models", 2023), written for imdd-mm. (DMAD, a different method, is
+:class:`DiversityMeasurableAD`.)
 
 Training: a diffusers ``UNet2DModel`` learns DDPM epsilon-prediction on
 normal images (pixels in [-1, 1]).
@@ -24,7 +25,7 @@ from torch import Tensor
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmdet.utils import OptConfigType, OptMultiConfig
-from .base import BaseAnomalyDetector
+from .base import BaseAnomalyDetector, smoothed_topk_mean
 from .feature_extractors import ResNetPatchEmbedder
 
 #: UNet2DModel used when no ``unet`` is given (a small DDPM U-Net).
@@ -185,12 +186,10 @@ class DiffusionReconstructionAD(BaseAnomalyDetector):
         inputs: Tensor,
         data_samples: Optional[List[DetDataSample]] = None
     ) -> Tuple[Tensor, Tensor]:
-        from .base import gaussian_blur
         recon = self.reconstruct(inputs)
         feat, pix = self.distance_maps(inputs, recon)
         w = self.feature_weight
         maps = w * feat + (1 - w) * pix
-        smooth = gaussian_blur(maps, self.smooth_sigma).flatten(1)
-        k = max(1, int(self.image_topk * smooth.shape[1]))
-        image_scores = smooth.topk(k, dim=1).values.mean(dim=1)
+        image_scores = smoothed_topk_mean(maps, self.smooth_sigma,
+                                          self.image_topk)
         return maps, image_scores

@@ -12,7 +12,7 @@
 Weights are only ever read from local files: nothing here downloads.
 """
 import os
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -233,6 +233,13 @@ class ViTPatchExtractor(nn.Module):
         freeze_module(self)
 
     def forward(self, x: Tensor) -> Union[List[Tensor], tuple]:
+        outs, _, grid = self.forward_with_cls(x)
+        return outs, grid
+
+    def forward_with_cls(self, x: Tensor) -> Tuple[List[Tensor], Tensor,
+                                                   tuple]:
+        """Patch tokens as :meth:`forward`, plus the class token (B, C) of
+        the last selected block (an image-level feature)."""
         if x.shape[-1] != self.image_size or x.shape[-2] != self.image_size:
             raise ValueError(
                 f'ViT expects {self.image_size}x{self.image_size} inputs, '
@@ -242,8 +249,9 @@ class ViTPatchExtractor(nn.Module):
         if self.source == 'open_clip':
             out = self.net.forward_intermediates(
                 x, indices=self.layers, intermediates_only=True,
-                output_fmt='NLC')
-            return list(out['image_intermediates']), grid
+                output_fmt='NLC', output_extra_tokens=True)
+            cls = out['image_intermediates_prefix'][-1][:, 0]
+            return list(out['image_intermediates']), cls, grid
         net = self.net
         tokens = net._process_input(x)
         cls = net.class_token.expand(tokens.shape[0], -1, -1)
@@ -256,4 +264,4 @@ class ViTPatchExtractor(nn.Module):
                 outs.append(tokens[:, 1:])
             if i >= max(self.layers):
                 break
-        return outs, grid
+        return outs, tokens[:, 0], grid

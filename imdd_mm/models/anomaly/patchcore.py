@@ -7,6 +7,14 @@ a memory bank of normal patch features reduced by greedy coreset
 subsampling (with random projection), nearest-neighbour patch scores,
 an upsampled, Gaussian-smoothed (sigma 4) anomaly map and the paper's
 re-weighted maximum as image score.
+
+Fit cost: the exact greedy coreset makes ``coreset_ratio * N`` passes over
+the N projected patches (``N = images * (H/8) * (W/8)``: 1024 per image
+at 256 px), i.e. it grows with ``N^2``. It logs
+progress lines with an ETA, runs on the GPU when the model is there, and
+``max_fit_patches`` caps ``N`` by a seeded uniform random subsampling stage
+before the coreset (benchmarks/bench_patchcore_fit.py measures time, peak
+memory and the effect on P-AUROC; configs/baselines/anomaly/README.md).
 """
 from typing import Dict, List, Optional, Tuple
 
@@ -19,7 +27,8 @@ from mmdet.structures import DetDataSample
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
 from .base import BaseAnomalyDetector
 from .feature_extractors import ResNetPatchEmbedder
-from .memory_bank import greedy_coreset, nearest_neighbors
+from .memory_bank import (greedy_coreset, nearest_neighbors,
+                          subsample_patches)
 
 
 @MODELS.register_module()
@@ -49,6 +58,11 @@ class PatchCore(BaseAnomalyDetector):
         num_neighbors (int): ``b`` of the image-score re-weighting; 1
             disables it. Defaults to 9.
         seed (int): Coreset seed. Defaults to 0.
+        max_fit_patches (int, optional): First subsampling stage: at most
+            this many training patches (seeded uniform random subset) enter
+            the coreset selection. ``None`` (PatchCore) keeps all.
+        fit_progress (bool): Log coreset progress lines with an ETA.
+            Defaults to True.
         smooth_sigma (float): Map smoothing sigma. Defaults to 4.
         image_threshold (float): Threshold on the normalised image score.
         data_preprocessor (dict, optional): Defaults to [-1, 1] mapping.
@@ -64,6 +78,8 @@ class PatchCore(BaseAnomalyDetector):
                  projection_dim: Optional[int] = 128,
                  num_neighbors: int = 9,
                  seed: int = 0,
+                 max_fit_patches: Optional[int] = None,
+                 fit_progress: bool = True,
                  smooth_sigma: float = 4.0,
                  image_threshold: float = 0.5,
                  data_preprocessor: OptConfigType = None,
@@ -84,6 +100,11 @@ class PatchCore(BaseAnomalyDetector):
         self.projection_dim = projection_dim
         self.num_neighbors = int(num_neighbors)
         self.seed = int(seed)
+        if max_fit_patches is not None and int(max_fit_patches) < 1:
+            raise ValueError('max_fit_patches must be >= 1 or None, got '
+                             f'{max_fit_patches}')
+        self.max_fit_patches = max_fit_patches
+        self.fit_progress = bool(fit_progress)
         dim = self.backbone.embed_dim
         self.register_buffer('memory_bank', torch.zeros(0, dim))
         self.register_buffer('score_center', torch.tensor(0.0))
@@ -115,9 +136,11 @@ class PatchCore(BaseAnomalyDetector):
             return
         feats = torch.cat(self._pending).float()
         self._pending = []
+        feats = subsample_patches(feats, self.max_fit_patches, self.seed)
         num = max(1, int(round(feats.shape[0] * self.coreset_ratio)))
         idx = greedy_coreset(
-            feats, num, projection_dim=self.projection_dim, seed=self.seed)
+            feats, num, projection_dim=self.projection_dim, seed=self.seed,
+            progress=self.fit_progress)
         bank = feats[idx].contiguous()
         self.memory_bank = bank.to(self.score_center.device)
         # leave-one-out distances of the fitted patches to the bank
@@ -149,7 +172,7 @@ class PatchCore(BaseAnomalyDetector):
     # ------------------------------------------------------------------ #
     # scoring
     # ------------------------------------------------------------------ #
-    def normalize(self, scores: Tensor) -> Tensor:
+    def normalize_scores(self, scores: Tensor) -> Tensor:
         return torch.sigmoid((scores - self.score_center) / self.score_scale)
 
     def patch_scores(self, inputs: Tensor) -> Tuple[Tensor, Tensor]:
@@ -193,4 +216,4 @@ class PatchCore(BaseAnomalyDetector):
         maps = F.interpolate(
             raw_maps[:, None], size=inputs.shape[-2:], mode='bilinear',
             align_corners=False)[:, 0]
-        return self.normalize(maps), self.normalize(raw_image)
+        return maps, raw_image

@@ -141,9 +141,12 @@ class SimpleNet(BaseAnomalyDetector):
     ) -> Tuple[Tensor, Tensor]:
         feats, (b, h, w) = self.adapted_features(inputs)
         raw = -self.discriminator(feats)[:, 0].view(b, 1, h, w)
-        maps = torch.sigmoid(raw)
-        image_scores = maps.flatten(1).max(dim=1).values
+        image_scores = raw.flatten(1).max(dim=1).values
         maps = F.interpolate(
-            maps, size=inputs.shape[-2:], mode='bilinear',
+            raw, size=inputs.shape[-2:], mode='bilinear',
             align_corners=False)[:, 0]
         return maps, image_scores
+
+    def normalize_scores(self, scores: Tensor) -> Tensor:
+        """``sigmoid(-D)``: see the class docstring."""
+        return torch.sigmoid(scores)

@@ -3,12 +3,17 @@
 # prompts), Table 6 column "PromptAD".
 # Paper §11.2 (PromptAD): CLIP ViT-B/16 with learnable prompts, 86M frozen
 # encoders + prompts of 10 tokens, 4-shot, 50 epochs, AdamW lr 1e-4.
-# open_clip weights from a local file (e.g. the OpenAI ViT-B-16 checkpoint).
+# open_clip weights from a local file: the OpenAI ViT-B/16 weights as
+# open_clip publishes them (hf_hub timm/vit_base_patch16_clip_224.openai,
+# file open_clip_pytorch_model.bin, renamed below); OpenAI's weights use
+# QuickGELU, hence the '-quickgelu' architecture (README "Weights").
 model = dict(
     type='CLIPPromptAD',
-    model_name='ViT-B-16',
+    model_name='ViT-B-16-quickgelu',
     pretrained='checkpoints/open_clip_vit_b16_openai.bin',
-    object_name='object',
+    # None: each image's object from the dataset (AnomalyCocoDataset sets
+    # metainfo['object_name'], e.g. 'metal nut'); a string overrides it.
+    object_name=None,
     window_sizes=(1, 3, 5),
     few_shot=False,
     memory_layers=(5, 8, 11),

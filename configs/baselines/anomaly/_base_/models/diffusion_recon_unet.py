@@ -1,8 +1,8 @@
 # Copyright (c) imdd-mm contributors. Licensed under the Apache License 2.0.
-# DDAD/DMAD-style conditioned diffusion reconstruction, Table 6 columns
-# "DDAD" / "DMAD".
-# Paper §11.2 (DMAD): diffusion U-Net 250M params, 200 epochs per category,
-# 100 diffusion steps, cosine schedule, normal samples only. Here: a DDPM
+# DDAD-style conditioned diffusion reconstruction, Table 6 column "DDAD".
+# (Paper §11.2 describes its "DMAD" row as a 250M diffusion U-Net, 200
+# epochs, 100 steps, cosine schedule; DMAD, Liu et al. CVPR 2023, is not a
+# diffusion model: its row is dmad_conv_*.) Here: a DDPM
 # UNet2DModel (25.3M params at these widths) with the cosine schedule, test
 # noise level 250/1000 and 5 conditioned DDIM steps (DDAD: w=3), feature
 # distance from frozen WRN-50 layer1-3 plus pixel distance.

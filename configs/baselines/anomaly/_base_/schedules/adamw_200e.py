@@ -1,6 +1,8 @@
 # Copyright (c) imdd-mm contributors. Licensed under the Apache License 2.0.
-# Diffusion-reconstruction schedule. Paper §11.2 (DMAD): 200 epochs per
-# category, normal samples only.
+# Schedule of the reconstruction baselines trained from scratch on normal
+# images (DDAD-style, DMAD-style, FAIR-style). Paper §11.2 gives 200 epochs
+# per category for "DMAD"; the DMAD and FAIR papers' own schedules are not
+# known to us, so this one is used for all three.
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=200, val_interval=200)
 test_cfg = dict(type='TestLoop')
 optim_wrapper = dict(

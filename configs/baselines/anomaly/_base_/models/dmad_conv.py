@@ -1,0 +1,20 @@
+# Copyright (c) imdd-mm contributors. Licensed under the Apache License 2.0.
+# DMAD-style diversity-measurable reconstruction (Liu et al., CVPR 2023),
+# Table 6 column "DMAD" (printed as DMAD-style: built from the paper's
+# abstract; architecture, loss weights and score formula are our choices,
+# see imdd_mm/models/anomaly/diversity_measurable.py). Not a diffusion
+# model. Trained from scratch on normal images: no pretrained weights.
+model = dict(
+    type='DiversityMeasurableAD',
+    channels=64,
+    latent_dim=128,
+    num_prototypes=512,
+    pdm_channels=32,
+    scales=(0.25, 0.5, 1.0),
+    max_offset=0.1,
+    ref_weight=0.1,
+    commitment=0.25,
+    smooth_weight=0.1,
+    deform_weight=1.0,
+    image_topk=0.01,
+    smooth_sigma=4.0)
