@@ -16,6 +16,7 @@ from mmengine.structures import InstanceData, PixelData
 from torch import Tensor
 
 from .postprocess import masks_to_boxes, split_components
+from .vocabulary_hook import vocabulary_label_map
 
 COND_MODES = ('implicit', 'caption', 'null', 'none')
 BOX_MODES = ('mask', 'components')
@@ -35,7 +36,10 @@ class IMDDMask2Former(MaskFormer):
     - ``'caption'``: ``c = m * e_T + (1 - m) * t_imp`` with ``e_T`` the
       caption's text embedding and ``m = 1`` where a caption exists (during
       training only with probability ``caption_prob``); computing both keeps
-      every captioner parameter in the graph (DDP-safe);
+      every captioner parameter in the graph (DDP-safe). At evaluation the
+      converters' captions (built from the ground-truth classes) are never
+      used: the model conditions on ``t_imp`` unless ``test_caption_key``
+      names a metainfo key holding a caption the user supplies;
     - ``'null'``: the empty prompt's text embedding (Table 7 "w/o implicit
       text embedding");
     - ``'none'``: zeros (Table 7 "w/o diffusion conditioning").
@@ -44,7 +48,11 @@ class IMDDMask2Former(MaskFormer):
     labels, scores, bboxes per ``box_mode``), ``pred_sem_seg`` (0 = normal,
     k+1 = class k), ``pred_score_map`` (per-pixel defect probability
     ``max_q max_k p_qk * sigmoid(m_q)``), ``pred_image_label`` (-1 = normal)
-    and ``pred_image_score`` (max instance score).
+    and ``pred_image_score`` (max instance score). Labels index the
+    ``pred_label_names`` metainfo: the vocabulary in use, or, when it
+    differs from the evaluated dataset's classes (``VocabularyHook``), the
+    dataset's classes matched by name followed by the vocabulary's names
+    that are no dataset class (:func:`vocabulary_label_map`).
 
     Args:
         backbone (dict): ``IMDDDiffusionBackbone`` config.
@@ -57,6 +65,10 @@ class IMDDMask2Former(MaskFormer):
         cond_mode (str): See above. Defaults to 'implicit'.
         caption_prob (float): Probability of caption conditioning in training
             ('caption' mode). Defaults to 0.5.
+        test_caption_key (str, optional): 'caption' mode at evaluation: the
+            metainfo key of a user-supplied caption to condition on where it
+            is non-empty. None (default): the implicit caption only, so no
+            ground-truth-derived caption leaks into predictions.
         freeze_captioner (bool): Freeze the captioner MLP (paper Table 9).
             When False, the backbone's ``cond_grad`` is switched on so the
             MLP learns through the frozen U-Net.
@@ -81,6 +93,7 @@ class IMDDMask2Former(MaskFormer):
                  caption_text_encoder: OptConfigType = None,
                  cond_mode: str = 'implicit',
                  caption_prob: float = 0.5,
+                 test_caption_key: Optional[str] = None,
                  freeze_captioner: bool = True,
                  stage1_checkpoint: Optional[str] = None,
                  stage1_use_ema: bool = True,
@@ -92,8 +105,7 @@ class IMDDMask2Former(MaskFormer):
                  train_cfg: OptConfigType = None,
                  test_cfg: OptConfigType = None,
                  data_preprocessor: OptConfigType = None,
-                 init_cfg: OptMultiConfig = None,
-                 **kwargs) -> None:
+                 init_cfg: OptMultiConfig = None) -> None:
         super(SingleStageDetector, self).__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         if cond_mode not in COND_MODES:
@@ -107,6 +119,7 @@ class IMDDMask2Former(MaskFormer):
                              f'{caption_prob}')
         self.cond_mode = cond_mode
         self.caption_prob = float(caption_prob)
+        self.test_caption_key = test_caption_key
         self.feature_keys = tuple(feature_keys)
         self.box_mode = box_mode
 
@@ -280,7 +293,10 @@ class IMDDMask2Former(MaskFormer):
             t_imp = t_imp[:, None]
         if self.cond_mode == 'implicit':
             return t_imp
-        captions = [(s.metainfo.get('caption') or '')
+        key = 'caption' if self.training else self.test_caption_key
+        if key is None:
+            return t_imp  # no ground-truth caption at evaluation
+        captions = [(s.metainfo.get(key) or '')
                     for s in (batch_data_samples or [])]
         if len(captions) != num:
             captions = [''] * num
@@ -345,7 +361,8 @@ class IMDDMask2Former(MaskFormer):
         Returns:
             list[DetDataSample]: The samples with predictions added.
         """
-        self._activate_vocabulary(train=False)
+        names = self._activate_vocabulary(train=False)
+        label_names, lut = self.label_space(names)
         feats = self.extract_feat(batch_inputs, batch_data_samples)
         mask_cls, mask_pred = self.panoptic_head.predict(
             feats, batch_data_samples)
@@ -360,7 +377,40 @@ class IMDDMask2Former(MaskFormer):
                         logits[:, None], size=(oh, ow), mode='bilinear',
                         align_corners=False)[:, 0]
             self._postprocess_single(sample, mask_cls[i], logits)
+            if lut is not None:
+                self._map_labels(sample, lut.to(mask_cls.device))
+            sample.set_metainfo(dict(pred_label_names=label_names))
         return batch_data_samples
+
+    def label_space(self, names: Sequence[str]
+                    ) -> Tuple[Tuple[str, ...], Optional[Tensor]]:
+        """Label names of the predictions and the vocabulary -> label
+        lookup table (None when the labels are the vocabulary indices).
+
+        With an evaluation dataset (``eval_dataset_vocabulary``, set by
+        ``VocabularyHook``) whose classes differ from ``names`` (a
+        ``test_vocabulary``), labels are the dataset's category indices
+        matched by name; names outside the dataset come after them.
+        """
+        names = tuple(names)
+        classes = self.eval_dataset_vocabulary
+        if not classes or tuple(classes) == names:
+            return names, None
+        lut, label_names, _ = vocabulary_label_map(names, tuple(classes))
+        return label_names, torch.tensor(lut, dtype=torch.long)
+
+    @staticmethod
+    def _map_labels(sample, lut: Tensor) -> None:
+        """Vocabulary indices -> label space, in every prediction."""
+        inst = sample.pred_instances
+        inst.labels = lut[inst.labels]
+        sem = sample.pred_sem_seg.sem_seg
+        mapped = torch.cat([sem.new_zeros(1), lut + 1])[sem]
+        sample.pred_sem_seg = PixelData(sem_seg=mapped)
+        label = sample.pred_image_label
+        if label >= 0:
+            sample.set_field(int(lut[label]), 'pred_image_label',
+                             field_type='data')
 
     def _postprocess_single(self, sample, cls_logits: Tensor,
                             mask_logits: Tensor) -> None:

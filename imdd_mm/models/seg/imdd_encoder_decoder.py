@@ -38,6 +38,8 @@ class IMDDEncoderDecoder(EncoderDecoder):
             prompt ('null'); defaults to the decode head's.
         stage1_checkpoint (str, optional): Loaded at construction.
         freeze_captioner (bool): Freeze the captioner MLP. Defaults to True.
+            When False, the backbone's ``cond_grad`` is switched on so the
+            MLP learns through the frozen U-Net.
         feature_keys (Sequence[str]): Backbone outputs used.
         Other args: as mmseg's ``EncoderDecoder``.
     """
@@ -88,6 +90,9 @@ class IMDDEncoderDecoder(EncoderDecoder):
         self.freeze_captioner = bool(freeze_captioner)
         if self.captioner is not None and self.freeze_captioner:
             self.captioner.mlp.requires_grad_(False)
+        elif self.captioner is not None:
+            # a trainable captioner learns through the frozen U-Net
+            self.backbone.cond_grad = True
         head = dict(decode_head)
         if head.get('in_channels') is None:
             head['in_channels'] = [
