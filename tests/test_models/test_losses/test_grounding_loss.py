@@ -18,14 +18,14 @@ _batch = make_batch
 def _reference_loss(z, w, tau, softmax_over, reduction='sum'):
     """Eq. 13-14 written out with plain Python loops over numpy arrays.
 
-    z: (B, N, D) query embeddings, w: (B, K, D) noun embeddings (all nouns
-    real). Returns (g (B, B) with g[m][n] = g(I_m, s_n), loss)."""
+    z: (B, N, D) query embeddings, w: per caption a (K_n, D) array of noun
+    embeddings. Returns (g (B, B) with g[m][n] = g(I_m, s_n), loss)."""
     B, N = z.shape[:2]
     g = [[0.0] * B for _ in range(B)]
     for m in range(B):
         for n in range(B):
-            K = w.shape[1]
-            sims = [[float(np.dot(z[m, i], w[n, k])) for k in range(K)]
+            K = len(w[n])
+            sims = [[float(np.dot(z[m, i], w[n][k])) for k in range(K)]
                     for i in range(N)]
             total = 0.0
             for k in range(K):
