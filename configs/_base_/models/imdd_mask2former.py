@@ -39,7 +39,7 @@ model = dict(
         type='IMDDDiffusionBackbone',
         out_features=('s8', 's16', 's32', 's64'),
         timestep=50,
-        noise_mode='latent',
+        noise_mode='pixel',  # eq. 9 (paper); 'latent': noise z0 instead
         frozen=True,
         # frozen SD-1.5 VAE (paper §4.3)
         vae=dict(
@@ -90,7 +90,7 @@ model = dict(
         loss_grounding=dict(
             type='CaptionGroundingLoss',
             temperature=0.07,
-            softmax_over='queries',
+            softmax_over='words',  # eq. 13 as written; 'queries': option
             loss_weight=0.5)),
     train_cfg=dict(
         num_points=12544,

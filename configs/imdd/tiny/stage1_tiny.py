@@ -77,7 +77,7 @@ model = dict(
     beta_end=0.02,
     caption_prob=0.5,
     imp_loss_weight=0.3,
-    uncond_prob=0.1,
+    uncond_prob=0.0,  # paper objective; 0.1 for classifier-free guidance
     null_condition='empty',
     # tiny random VAE and CLIP image tower, by design (tests, demo)
     allow_random_frozen=True,

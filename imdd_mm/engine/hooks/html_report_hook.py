@@ -34,7 +34,10 @@ def sample_to_report(sample,
     (reads the original image from ``img_path``; predicted instances below
     ``score_thr`` are not drawn). The sample is named by its class folder
     and file name (``crack/0001.png``), which tells apart equal file names
-    of different folders."""
+    of different folders. Labels are named by the sample's
+    ``pred_label_names`` when the model records them (a test vocabulary
+    mapped to the dataset's categories), else by ``class_names``."""
+    class_names = sample.metainfo.get('pred_label_names') or class_names
     path = sample.get('img_path')
     if not path or not osp.isfile(path):
         raise FileNotFoundError(f'{path!r}: image not found')

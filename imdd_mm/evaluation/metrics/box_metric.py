@@ -13,8 +13,8 @@ from mmengine.logging import print_log
 from ..functional import (BOX_MODES, average_best_iou, build_coco_gt,
                           build_coco_results, coco_box_metrics,
                           masks_to_boxes)
-from .sample_utils import (gt_boxes, gt_labels, gt_masks, image_shape,
-                           sample_name, to_numpy)
+from .sample_utils import (check_label_names, gt_boxes, gt_labels,
+                           gt_masks, image_shape, sample_name, to_numpy)
 
 
 def _atomic_json(obj, path: str) -> None:
@@ -130,6 +130,8 @@ class MaskBoxDetectionMetric(BaseMetric):
 
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
         for sample in data_samples:
+            if not self.class_agnostic:
+                check_label_names(sample, self.dataset_meta)
             self.results.append(
                 dict(gt=self._gt(sample), pred=self._pred(sample),
                      shape=image_shape(sample)))

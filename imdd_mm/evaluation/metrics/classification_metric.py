@@ -6,7 +6,7 @@ from mmdet.registry import METRICS
 from mmengine.evaluator import BaseMetric
 
 from ..functional import classification_metrics
-from .sample_utils import gt_image_labels, sample_name
+from .sample_utils import check_label_names, gt_image_labels, sample_name
 
 
 @METRICS.register_module()
@@ -43,6 +43,7 @@ class IMDDClassificationMetric(BaseMetric):
 
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
         for sample in data_samples:
+            check_label_names(sample, self.dataset_meta)
             pred = sample.get('pred_image_label')
             if pred is None:
                 raise KeyError(

@@ -14,7 +14,7 @@ import numpy as np
 __all__ = [
     'to_numpy', 'sample_name', 'get_field', 'gt_masks', 'gt_boxes',
     'gt_defect_mask', 'gt_label_map', 'gt_image_labels', 'is_defective',
-    'is_normal', 'image_shape'
+    'is_normal', 'image_shape', 'check_label_names'
 ]
 
 
@@ -196,3 +196,29 @@ def is_defective(sample: Any) -> bool:
     if normal is not None:
         return not normal
     return max(gt_image_labels(sample)) >= 0
+
+
+def check_label_names(sample: Any, dataset_meta: Optional[dict]) -> None:
+    """Refuse predictions whose labels do not index the dataset's classes.
+
+    A model that classifies against its own vocabulary records the names
+    of its labels as ``pred_label_names`` metainfo; under evaluation
+    ``VocabularyHook`` makes it map them to the dataset's categories by
+    name, so the first ``K`` names are the dataset's ``K`` classes (names
+    outside the dataset come after them and never match). Anything else
+    would be scored by index.
+
+    Raises:
+        ValueError: naming the image and both name lists.
+    """
+    names = get_field(sample, 'pred_label_names')
+    classes = (dataset_meta or {}).get('classes')
+    if names is None or classes is None:
+        return
+    classes = tuple(str(c) for c in classes)
+    if tuple(str(n) for n in names)[:len(classes)] != classes:
+        raise ValueError(
+            f'{sample_name(sample)}: predicted labels name {list(names)} but '
+            f'the dataset classes are {list(classes)}; evaluate with '
+            "dict(type='VocabularyHook') in custom_hooks so that a test "
+            'vocabulary is mapped to the dataset categories by name')

@@ -10,7 +10,8 @@ from mmseg.registry import METRICS as SEG_METRICS
 
 from ..functional import (areas_to_metrics, binary_seg_counts,
                           binary_seg_metrics, intersect_and_union)
-from .sample_utils import gt_label_map, sample_name, to_numpy
+from .sample_utils import (check_label_names, gt_label_map, sample_name,
+                           to_numpy)
 
 
 def _label_map(field):
@@ -128,6 +129,9 @@ class DefectSegMetric(BaseMetric):
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
         num_labels = self._num_labels()
         for sample in data_samples:
+            if self.pred_source == 'sem_seg' and \
+                    not self.background_in_classes:
+                check_label_names(sample, self.dataset_meta)
             pred = self._pred_map(sample)
             gt = self._gt_map(sample, pred.shape)
             ignore = gt == self.ignore_index

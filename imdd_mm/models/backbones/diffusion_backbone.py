@@ -48,8 +48,10 @@ def ddpm_alphas_cumprod(num_train_timesteps: int = 1000,
 class IMDDDiffusionBackbone(FrozenModulesMixin, BaseModule):
     """Multi-scale features of a (frozen) text-conditioned diffusion U-Net.
 
-    An image in [-1, 1] is encoded by the VAE (posterior mean × scaling
-    factor), noised to timestep ``t`` with a *fixed* noise tensor, and passed
+    An image in [-1, 1] is noised to timestep ``t`` with a *fixed* noise
+    tensor and encoded by the VAE (posterior mean × scaling factor; paper
+    eq. 9, ``noise_mode='pixel'``; ``'latent'`` noises the latent instead),
+    and passed
     with the conditioning ``cond`` through the U-Net; intermediate maps are
     returned. Because the noise is fixed (drawn once per shape from a
     ``torch.Generator`` seeded with ``noise_seed`` and shared by all images
@@ -94,8 +96,9 @@ class IMDDDiffusionBackbone(FrozenModulesMixin, BaseModule):
             Default ``('s8', 's16', 's32', 's64')``.
         timestep (int): diffusion step of the noise, diffusers convention
             (0..T-1). Default 50 (paper §4.5).
-        noise_mode (str): ``'latent'`` (z_t = √ᾱ z_0 + √(1-ᾱ) ε, default) or
-            ``'pixel'`` (paper eq. 9: I_t = √ᾱ I + √(1-ᾱ) ε, z_t = VAE(I_t)).
+        noise_mode (str): ``'pixel'`` (paper eq. 9, default:
+            I_t = √ᾱ I + √(1-ᾱ) ε, z_t = VAE(I_t)) or ``'latent'``
+            (z_t = √ᾱ z_0 + √(1-ᾱ) ε, noise added after the VAE).
         noise_seed (int): seed of the fixed noise. Default 0.
         num_train_timesteps, beta_start, beta_end, beta_schedule: the DDPM
             schedule (paper: 1000, 1e-4, 0.02, 'linear').
@@ -139,7 +142,7 @@ class IMDDDiffusionBackbone(FrozenModulesMixin, BaseModule):
                  vae: ConfigType = dict(config=SD15_VAE_CONFIG),
                  out_features: Sequence[str] = ('s8', 's16', 's32', 's64'),
                  timestep: int = 50,
-                 noise_mode: str = 'latent',
+                 noise_mode: str = 'pixel',
                  noise_seed: int = 0,
                  num_train_timesteps: int = 1000,
                  beta_start: float = 1e-4,

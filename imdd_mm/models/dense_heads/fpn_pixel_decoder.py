@@ -49,9 +49,7 @@ class MultiScaleFPNPixelDecoder(PixelDecoder):
                  num_outs: int = 3,
                  norm_cfg: ConfigType = dict(type='GN', num_groups=32),
                  act_cfg: ConfigType = dict(type='ReLU'),
-                 init_cfg: OptMultiConfig = None,
-                 **kwargs) -> None:
-        # ``strides`` etc. may be passed by generic configs; unused here.
+                 init_cfg: OptMultiConfig = None) -> None:
         super().__init__(
             in_channels=list(in_channels),
             feat_channels=feat_channels,

@@ -80,6 +80,9 @@ class OVMask2FormerHead(OpenVocabClassifierMixin, Mask2FormerHead):
             set later from the dataset's ``metainfo['classes']``.
         prompt_templates (Sequence[str], optional): Templates with ``{}`` for
             ``encode_names``; None uses the encoder's defaults.
+        noun_templates (Sequence[str], optional): Prompt templates for the
+            caption nouns of the grounding loss. None (default, paper): each
+            noun is encoded as written.
         num_queries (int): Number of queries. Defaults to 100.
         num_transformer_feat_level (int): Levels fed to the transformer
             decoder. Defaults to 3.
@@ -99,7 +102,12 @@ class OVMask2FormerHead(OpenVocabClassifierMixin, Mask2FormerHead):
         loss_dice (dict): Dice config.
         loss_grounding (dict, optional): Caption grounding loss config
             (``CaptionGroundingLoss``); None disables it.
+        strides (Sequence[int], optional): Image strides of the input maps
+            (checked against ``in_channels``; given to an MSDeformAttn pixel
+            decoder, which needs them).
         train_cfg / test_cfg / init_cfg: As in mmdet.
+
+    Every argument is explicit: an unknown config key fails at build.
     """
 
     def __init__(self,
@@ -109,6 +117,7 @@ class OVMask2FormerHead(OpenVocabClassifierMixin, Mask2FormerHead):
                  text_encoder: ConfigType = dict(type='CLIPTextEncoder'),
                  vocabulary: Optional[Sequence[str]] = None,
                  prompt_templates: Optional[Sequence[str]] = None,
+                 noun_templates: Optional[Sequence[str]] = None,
                  num_queries: int = 100,
                  num_transformer_feat_level: int = 3,
                  pixel_decoder: ConfigType = dict(
@@ -144,8 +153,7 @@ class OVMask2FormerHead(OpenVocabClassifierMixin, Mask2FormerHead):
                  train_cfg: OptConfigType = None,
                  test_cfg: OptConfigType = None,
                  init_cfg: OptMultiConfig = None,
-                 strides: Optional[Sequence[int]] = None,
-                 **kwargs) -> None:
+                 strides: Optional[Sequence[int]] = None) -> None:
         # Mask2FormerHead.__init__ asserts an MSDeformAttn pixel decoder and
         # builds a closed-set ``cls_embed``; build the same parts here.
         super(AnchorFreeHead, self).__init__(init_cfg=init_cfg)
@@ -158,6 +166,10 @@ class OVMask2FormerHead(OpenVocabClassifierMixin, Mask2FormerHead):
         self.num_transformer_decoder_layers = transformer_decoder[
             'num_layers']
 
+        if strides is not None and len(strides) != len(in_channels):
+            raise ValueError(
+                f'OVMask2FormerHead: {len(strides)} strides {list(strides)} '
+                f'for {len(in_channels)} input maps {list(in_channels)}')
         pixel_decoder_ = copy.deepcopy(dict(pixel_decoder))
         pixel_decoder_.update(
             in_channels=in_channels,
@@ -220,7 +232,8 @@ class OVMask2FormerHead(OpenVocabClassifierMixin, Mask2FormerHead):
             logit_scale_init=logit_scale_init,
             learnable_logit_scale=learnable_logit_scale,
             max_logit_scale=max_logit_scale,
-            void_weight=void_weight)
+            void_weight=void_weight,
+            noun_templates=noun_templates)
         if vocabulary is not None:
             self.set_vocabulary(vocabulary)
 

@@ -63,7 +63,9 @@ class OpenVocabClassifierMixin(FrozenModulesMixin):
                          logit_scale_init: float = math.log(1 / 0.07),
                          learnable_logit_scale: bool = True,
                          max_logit_scale: float = 100.0,
-                         void_weight: float = 0.1) -> None:
+                         void_weight: float = 0.1,
+                         noun_templates: Optional[Sequence[str]] = None
+                         ) -> None:
         if isinstance(text_encoder, nn.Module):
             encoder = text_encoder
         else:
@@ -74,6 +76,13 @@ class OpenVocabClassifierMixin(FrozenModulesMixin):
         self.text_dim = text_dim
         self.prompt_templates = (
             tuple(prompt_templates) if prompt_templates is not None else None)
+        if noun_templates is not None:
+            noun_templates = tuple(noun_templates)
+            bad = [t for t in noun_templates if '{}' not in t]
+            if bad or not noun_templates:
+                raise ValueError('noun_templates must be templates with a {} '
+                                 f'placeholder, got {list(noun_templates)}')
+        self.noun_templates = noun_templates
         self.cls_proj = nn.Linear(query_dim, text_dim)
         self.void_embedding = nn.Parameter(torch.randn(text_dim) /
                                            math.sqrt(text_dim))
@@ -150,6 +159,10 @@ class OpenVocabClassifierMixin(FrozenModulesMixin):
                      device: torch.device) -> Tuple[Tensor, Tensor]:
         """Normalised text embeddings of caption nouns, padded per sample.
 
+        Each noun goes to the text encoder as written (the paper's
+        ``CLIP_text(w_k)``); prompt ensembling is for class names only,
+        unless ``noun_templates`` asks for it.
+
         Args:
             batch_words (list[list[str]]): Nouns per sample.
             device (torch.device): Output device.
@@ -161,8 +174,11 @@ class OpenVocabClassifierMixin(FrozenModulesMixin):
         missing = sorted({w for words in batch_words for w in words} -
                          set(self._word_cache))
         if missing:
-            embeds = self.text_encoder.encode_names(missing,
-                                                    self.prompt_templates)
+            if self.noun_templates is None:
+                embeds = self.text_encoder.encode(missing)
+            else:
+                embeds = self.text_encoder.encode_names(missing,
+                                                        self.noun_templates)
             embeds = F.normalize(embeds.float(), dim=-1).cpu()
             if len(self._word_cache) > 50000:
                 self._word_cache.clear()

@@ -18,6 +18,7 @@ from torch import Tensor
 from imdd_mm.utils.provenance import enforces_frozen_policy
 from ..backbones.frozen import FrozenModulesMixin
 from .postprocess import defect_score_map, masks_to_boxes, split_components
+from .vocabulary_hook import vocabulary_label_map
 
 COND_MODES = ('implicit', 'caption', 'null', 'none')
 BOX_MODES = ('mask', 'components')
@@ -37,7 +38,10 @@ class IMDDMask2Former(FrozenModulesMixin, MaskFormer):
     - ``'caption'``: ``c = m * e_T + (1 - m) * t_imp`` with ``e_T`` the
       caption's text embedding and ``m = 1`` where a caption exists (during
       training only with probability ``caption_prob``); computing both keeps
-      every captioner parameter in the graph (DDP-safe);
+      every captioner parameter in the graph (DDP-safe). At evaluation the
+      converters' captions (built from the ground-truth classes) are never
+      used: the model conditions on ``t_imp`` unless ``test_caption_key``
+      names a metainfo key holding a caption the user supplies;
     - ``'null'``: the empty prompt's text embedding (Table 7 "w/o implicit
       text embedding");
     - ``'none'``: zeros (Table 7 "w/o diffusion conditioning").
@@ -46,7 +50,11 @@ class IMDDMask2Former(FrozenModulesMixin, MaskFormer):
     labels, scores, bboxes per ``box_mode``), ``pred_sem_seg`` (0 = normal,
     k+1 = class k), ``pred_score_map`` (per-pixel defect probability
     ``max_q max_k p_qk * sigmoid(m_q)``), ``pred_image_label`` (-1 = normal)
-    and ``pred_image_score`` (max instance score).
+    and ``pred_image_score`` (max instance score). Labels index the
+    ``pred_label_names`` metainfo: the vocabulary in use, or, when it
+    differs from the evaluated dataset's classes (``VocabularyHook``), the
+    dataset's classes matched by name followed by the vocabulary's names
+    that are no dataset class (:func:`vocabulary_label_map`).
 
     Args:
         backbone (dict): ``IMDDDiffusionBackbone`` config.
@@ -59,6 +67,10 @@ class IMDDMask2Former(FrozenModulesMixin, MaskFormer):
         cond_mode (str): See above. Defaults to 'implicit'.
         caption_prob (float): Probability of caption conditioning in training
             ('caption' mode). Defaults to 0.5.
+        test_caption_key (str, optional): 'caption' mode at evaluation: the
+            metainfo key of a user-supplied caption to condition on where it
+            is non-empty. None (default): the implicit caption only, so no
+            ground-truth-derived caption leaks into predictions.
         freeze_captioner (bool): Freeze the captioner MLP (paper Table 9).
             When False, the backbone's ``cond_grad`` is switched on so the
             MLP learns through the frozen U-Net.
@@ -92,6 +104,7 @@ class IMDDMask2Former(FrozenModulesMixin, MaskFormer):
                  caption_text_encoder: OptConfigType = None,
                  cond_mode: str = 'implicit',
                  caption_prob: float = 0.5,
+                 test_caption_key: Optional[str] = None,
                  freeze_captioner: bool = True,
                  stage1_checkpoint: Optional[str] = None,
                  stage1_use_ema: bool = True,
@@ -105,8 +118,7 @@ class IMDDMask2Former(FrozenModulesMixin, MaskFormer):
                  train_cfg: OptConfigType = None,
                  test_cfg: OptConfigType = None,
                  data_preprocessor: OptConfigType = None,
-                 init_cfg: OptMultiConfig = None,
-                 **kwargs) -> None:
+                 init_cfg: OptMultiConfig = None) -> None:
         super(SingleStageDetector, self).__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         if cond_mode not in COND_MODES:
@@ -120,6 +132,7 @@ class IMDDMask2Former(FrozenModulesMixin, MaskFormer):
                              f'{caption_prob}')
         self.cond_mode = cond_mode
         self.caption_prob = float(caption_prob)
+        self.test_caption_key = test_caption_key
         self.feature_keys = tuple(feature_keys)
         self.box_mode = box_mode
 
@@ -292,7 +305,10 @@ class IMDDMask2Former(FrozenModulesMixin, MaskFormer):
             t_imp = t_imp[:, None]
         if self.cond_mode == 'implicit':
             return t_imp
-        captions = [(s.metainfo.get('caption') or '')
+        key = 'caption' if self.training else self.test_caption_key
+        if key is None:
+            return t_imp  # no ground-truth caption at evaluation
+        captions = [(s.metainfo.get(key) or '')
                     for s in (batch_data_samples or [])]
         if len(captions) != num:
             captions = [''] * num
@@ -362,6 +378,7 @@ class IMDDMask2Former(FrozenModulesMixin, MaskFormer):
         for sample, cls_logits, mask_logits in zip(batch_data_samples,
                                                    cls_list, mask_list):
             self._postprocess_single(sample, cls_logits, mask_logits)
+        self.apply_label_space(batch_data_samples)
         return batch_data_samples
 
     def predict_logits(self,
@@ -400,6 +417,49 @@ class IMDDMask2Former(FrozenModulesMixin, MaskFormer):
             cls_list.append(mask_cls[i])
             mask_list.append(logits)
         return cls_list, mask_list
+
+    def apply_label_space(self, samples: SampleList) -> None:
+        """Map post-processed predictions from vocabulary indices to the
+        label space of :meth:`label_space` and record their names as
+        ``pred_label_names`` (used by :meth:`predict` and the flip TTA
+        model)."""
+        label_names, lut = self.label_space(
+            self._activate_vocabulary(train=False))
+        for sample in samples:
+            if lut is not None:
+                self._map_labels(
+                    sample, lut.to(sample.pred_instances.labels.device))
+            sample.set_metainfo(dict(pred_label_names=label_names))
+
+    def label_space(self, names: Sequence[str]
+                    ) -> Tuple[Tuple[str, ...], Optional[Tensor]]:
+        """Label names of the predictions and the vocabulary -> label
+        lookup table (None when the labels are the vocabulary indices).
+
+        With an evaluation dataset (``eval_dataset_vocabulary``, set by
+        ``VocabularyHook``) whose classes differ from ``names`` (a
+        ``test_vocabulary``), labels are the dataset's category indices
+        matched by name; names outside the dataset come after them.
+        """
+        names = tuple(names)
+        classes = self.eval_dataset_vocabulary
+        if not classes or tuple(classes) == names:
+            return names, None
+        lut, label_names, _ = vocabulary_label_map(names, tuple(classes))
+        return label_names, torch.tensor(lut, dtype=torch.long)
+
+    @staticmethod
+    def _map_labels(sample, lut: Tensor) -> None:
+        """Vocabulary indices -> label space, in every prediction."""
+        inst = sample.pred_instances
+        inst.labels = lut[inst.labels]
+        sem = sample.pred_sem_seg.sem_seg
+        mapped = torch.cat([sem.new_zeros(1), lut + 1])[sem]
+        sample.pred_sem_seg = PixelData(sem_seg=mapped)
+        label = sample.pred_image_label
+        if label >= 0:
+            sample.set_field(int(lut[label]), 'pred_image_label',
+                             field_type='data')
 
     def _postprocess_single(self, sample, cls_logits: Tensor,
                             mask_logits: Tensor,

@@ -136,6 +136,7 @@ class IMDDFlipTTAModel(BaseTTAModel):
             self.module._postprocess_single(
                 base, probs.clamp_min(1e-12).log(), mean_mask,
                 score_map=score_map)
+            self.module.apply_label_space([base])
             merged.append(base)
         return merged
 

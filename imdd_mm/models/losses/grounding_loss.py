@@ -50,45 +50,55 @@ def _pad_words(word_embeds: Tensor, word_mask: Tensor,
 class CaptionGroundingLoss(nn.Module):
     """Bidirectional image-caption contrastive loss over grounding scores.
 
-    For image ``m`` with normalised query embeddings ``z_i`` (Q of them) and
+    For image ``m`` with normalised query embeddings ``z_i`` (N of them) and
     caption ``n`` with normalised noun embeddings ``w_k`` (K_n nouns), the
     grounding score (eq. 13) is
 
-    ``g(m, n) = 1/K_n * sum_k sum_i p_ik * <z_i, w_k>``
+    ``g(m, n) = 1/K_n * sum_k sum_i p(z_i)_k * <z_i, w_k>``
 
-    where ``p_ik`` is the softmax of ``<z_i, w_k> / temperature`` over the
-    queries ``i`` (``softmax_over='queries'``: each noun is grounded in a
-    convex combination of masks, so ``g`` stays in [-1, 1]) or over the nouns
-    ``k`` (``softmax_over='words'``, the other reading of eq. 13; ``g`` then
-    sums over all queries and is divided by Q to keep the same scale).
-    Eq. 14: cross-entropy over captions for each image plus over images for
-    each caption, logits ``g / temperature``, averaged over the samples that
-    have nouns. Across GPUs the query embeddings are gathered with gradients
-    and each rank scores its local images against all captions and its local
-    captions against all images (DDP's gradient averaging then gives the
-    global loss).
+    ``softmax_over='words'`` (default, eq. 13 as the paper writes it):
+    ``p(z_i)`` is the softmax of ``<z_i, w_k> / temperature`` over the nouns
+    ``k`` of the caption, so every query spreads a unit of weight over the
+    nouns and ``g`` sums over all queries (``query_reduction='sum'``, the
+    paper's formula; ``'mean'`` divides by N, keeping ``g`` in [-1, 1]).
+    ``softmax_over='queries'`` (option, the other reading): the softmax runs
+    over the queries ``i`` for each noun, so each noun is grounded in a
+    convex combination of masks and ``g`` stays in [-1, 1] (no reduction
+    applies). Eq. 14: cross-entropy over captions for each image plus over
+    images for each caption, logits ``g / temperature``, averaged over the
+    samples that have nouns. Across GPUs the query embeddings are gathered
+    with gradients and each rank scores its local images against all
+    captions and its local captions against all images (DDP's gradient
+    averaging then gives the global loss).
 
     Args:
         temperature (float): tau of eq. 14 (and of the softmax in eq. 13).
             Defaults to 0.07.
-        softmax_over (str): ``'queries'`` (default) or ``'words'``.
+        softmax_over (str): ``'words'`` (default, paper) or ``'queries'``.
+        query_reduction (str): ``'sum'`` (default, paper) or ``'mean'`` over
+            the queries in ``softmax_over='words'``.
         loss_weight (float): Weight (paper eq. 16: 0.5).
         gather (bool): Gather over ranks when distributed. Defaults to True.
     """
 
     def __init__(self,
                  temperature: float = 0.07,
-                 softmax_over: str = 'queries',
+                 softmax_over: str = 'words',
+                 query_reduction: str = 'sum',
                  loss_weight: float = 0.5,
                  gather: bool = True) -> None:
         super().__init__()
         if softmax_over not in ('queries', 'words'):
             raise ValueError("softmax_over must be 'queries' or 'words', "
                              f'got {softmax_over!r}')
+        if query_reduction not in ('sum', 'mean'):
+            raise ValueError("query_reduction must be 'sum' or 'mean', "
+                             f'got {query_reduction!r}')
         if temperature <= 0:
             raise ValueError(f'temperature must be > 0, got {temperature}')
         self.temperature = float(temperature)
         self.softmax_over = softmax_over
+        self.query_reduction = query_reduction
         self.loss_weight = float(loss_weight)
         self.gather = gather
 
@@ -114,7 +124,9 @@ class CaptionGroundingLoss(nn.Module):
         else:
             logits = logits.masked_fill(~mask, float('-inf'))
             prob = torch.nan_to_num(logits.softmax(dim=3), nan=0.0)
-            per_word = (prob * sim).sum(dim=2) / sim.shape[2]
+            per_word = (prob * sim).sum(dim=2)  # (M, N, W)
+            if self.query_reduction == 'mean':
+                per_word = per_word / sim.shape[2]
         per_word = per_word * word_mask[None].float()
         num_words = word_mask.sum(dim=1).clamp(min=1).float()  # (N,)
         return per_word.sum(dim=2) / num_words[None]

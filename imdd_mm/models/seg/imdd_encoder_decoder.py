@@ -41,6 +41,8 @@ class IMDDEncoderDecoder(FrozenModulesMixin, EncoderDecoder):
             prompt ('null'); defaults to the decode head's.
         stage1_checkpoint (str, optional): Loaded at construction.
         freeze_captioner (bool): Freeze the captioner MLP. Defaults to True.
+            When False, the backbone's ``cond_grad`` is switched on so the
+            MLP learns through the frozen U-Net.
         allow_random_frozen (bool): Accept random frozen networks (tests,
             tiny models); see ``IMDDMask2Former``. Defaults to False.
         override_frozen_sources (bool): Accept frozen networks differing
@@ -97,6 +99,9 @@ class IMDDEncoderDecoder(FrozenModulesMixin, EncoderDecoder):
         self.freeze_captioner = bool(freeze_captioner)
         if self.captioner is not None and self.freeze_captioner:
             self.captioner.mlp.requires_grad_(False)
+        elif self.captioner is not None:
+            # a trainable captioner learns through the frozen U-Net
+            self.backbone.cond_grad = True
         head = dict(decode_head)
         if head.get('in_channels') is None:
             head['in_channels'] = [

@@ -93,9 +93,10 @@ def test_taps_equal_full_unet_forward():
             pre('up_s16')),
         unet.up_blocks[3].register_forward_hook(post('up_s8')),
     ]
+    assert bb.noise_mode == 'pixel'  # eq. 9: noise the image, then encode
     with torch.no_grad():
-        z0, _ = bb.encode_latents(img)
-        unet(bb.add_noise(z0), bb.timestep, cond)
+        z_t, _ = bb.encode_latents(bb.add_noise(img))
+        unet(z_t, bb.timestep, cond)
     for h in hs:
         h.remove()
     for name, ref in caught.items():

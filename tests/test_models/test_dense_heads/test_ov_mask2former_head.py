@@ -128,6 +128,26 @@ def test_pinned_loss_values(head):
         assert got[key] == pytest.approx(value, rel=2e-3, abs=2e-4), got
 
 
+def test_grounding_loss_is_eq13_14_of_queries_and_raw_nouns(head):
+    """The head feeds eq. 13-14 its last-layer query embeddings and the
+    nouns' text embeddings as written (checked against a loop-by-loop
+    reference of the equations)."""
+    from ..test_losses.test_grounding_loss import _reference_loss
+    x, s = feats(), samples(['defect', 'defect'])
+    with torch.no_grad():
+        _, _, z = head.forward_with_embeddings(x, s)
+        nouns = [meta.metainfo['caption_nouns'] for meta in s]
+        w = [torch.nn.functional.normalize(
+            head.text_encoder.encode(n).float(), dim=-1).double().numpy()
+            for n in nouns]
+        got = head.grounding_loss(z, nouns)
+    loss_fn = head.loss_grounding
+    assert loss_fn.softmax_over == 'words'  # the paper's reading
+    _, ref = _reference_loss(z.double().numpy(), w, loss_fn.temperature,
+                             loss_fn.softmax_over)
+    assert got.item() == pytest.approx(loss_fn.loss_weight * ref, rel=1e-4)
+
+
 def test_empty_ground_truth_gives_zero_mask_and_dice_loss(head):
     losses = head.loss(feats(), samples(['normal', 'normal']))
     for key, value in losses.items():
@@ -179,7 +199,7 @@ PINNED = {
     'loss_cls': 0.8116,
     'loss_mask': 0.6143,
     'loss_dice': 0.9208,
-    'loss_grounding': 0.6515,
+    # loss_grounding: checked against eq. 13-14 below, not pinned
 }
 
 

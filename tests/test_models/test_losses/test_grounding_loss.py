@@ -1,7 +1,10 @@
 # Copyright (c) imdd-mm contributors. Licensed under the Apache License 2.0.
 import socket
 
+import math
+
 import imdd_mm  # noqa: F401
+import numpy as np
 import pytest
 import torch
 
@@ -10,6 +13,75 @@ from ._dist_helper import dist_worker, make_batch
 
 
 _batch = make_batch
+
+
+def _reference_loss(z, w, tau, softmax_over, reduction='sum'):
+    """Eq. 13-14 written out with plain Python loops over numpy arrays.
+
+    z: (B, N, D) query embeddings, w: per caption a (K_n, D) array of noun
+    embeddings. Returns (g (B, B) with g[m][n] = g(I_m, s_n), loss)."""
+    B, N = z.shape[:2]
+    g = [[0.0] * B for _ in range(B)]
+    for m in range(B):
+        for n in range(B):
+            K = len(w[n])
+            sims = [[float(np.dot(z[m, i], w[n][k])) for k in range(K)]
+                    for i in range(N)]
+            total = 0.0
+            for k in range(K):
+                for i in range(N):
+                    if softmax_over == 'words':  # softmax over the nouns k
+                        den = sum(math.exp(sims[i][j] / tau)
+                                  for j in range(K))
+                    else:  # softmax over the queries i
+                        den = sum(math.exp(sims[j][k] / tau)
+                                  for j in range(N))
+                    p = math.exp(sims[i][k] / tau) / den
+                    total += p * sims[i][k]
+            if softmax_over == 'words' and reduction == 'mean':
+                total /= N
+            g[m][n] = total / K
+    loss = 0.0
+    for m in range(B):
+        row = sum(math.exp(g[m][n] / tau) for n in range(B))
+        col = sum(math.exp(g[n][m] / tau) for n in range(B))
+        loss -= math.log(math.exp(g[m][m] / tau) / row)
+        loss -= math.log(math.exp(g[m][m] / tau) / col)
+    return np.array(g), loss / B
+
+
+@pytest.mark.parametrize('softmax_over,reduction', [
+    ('words', 'sum'), ('words', 'mean'), ('queries', 'sum')])
+def test_eq13_14_match_hand_computed_reference(softmax_over, reduction):
+    """2 images, 3 queries, 2 nouns: eq. 13 (grounding scores) and eq. 14
+    (bidirectional loss) against a loop-by-loop reference."""
+    rng = np.random.RandomState(3)
+    z = rng.randn(2, 3, 4)
+    z /= np.linalg.norm(z, axis=-1, keepdims=True)
+    w = rng.randn(2, 2, 4)
+    w /= np.linalg.norm(w, axis=-1, keepdims=True)
+    tau = 0.5  # a mild temperature keeps every term of the softmaxes alive
+    ref_g, ref_loss = _reference_loss(z, w, tau, softmax_over, reduction)
+    loss_fn = CaptionGroundingLoss(temperature=tau, softmax_over=softmax_over,
+                                   query_reduction=reduction,
+                                   loss_weight=1.0)
+    zt = torch.tensor(z, dtype=torch.float32)
+    wt = torch.tensor(w, dtype=torch.float32)
+    mask = torch.ones(2, 2, dtype=torch.bool)
+    g = loss_fn.grounding_scores(zt, wt, mask)
+    np.testing.assert_allclose(g.numpy(), ref_g, rtol=1e-5, atol=1e-6)
+    assert loss_fn(zt, wt, mask).item() == pytest.approx(ref_loss, rel=1e-5)
+
+
+def test_default_is_the_papers_softmax_over_nouns():
+    loss_fn = CaptionGroundingLoss()
+    assert (loss_fn.softmax_over, loss_fn.query_reduction) == ('words',
+                                                               'sum')
+    # as written, p(z_i) sums to one over the K nouns and g sums over the N
+    # queries: identical unit queries and nouns give g = N / K
+    z = torch.nn.functional.normalize(torch.ones(1, 3, 4), dim=-1)
+    g = loss_fn.grounding_scores(z, z[:, :2], torch.ones(1, 2, dtype=bool))
+    assert g.item() == pytest.approx(3 / 2, rel=1e-5)
 
 
 @pytest.mark.parametrize('softmax_over', ['queries', 'words'])
@@ -62,6 +134,8 @@ def test_bad_arguments():
         CaptionGroundingLoss(softmax_over='pixels')
     with pytest.raises(ValueError, match='temperature'):
         CaptionGroundingLoss(temperature=0)
+    with pytest.raises(ValueError, match='query_reduction'):
+        CaptionGroundingLoss(query_reduction='max')
 
 
 def _free_port():

@@ -49,6 +49,40 @@ def test_tiny_seg_model_predicts_a_segmentation_map():
     assert out.seg_logits.data.shape == (6, 64, 64)
 
 
+def test_trainable_captioner_gets_gradient_through_frozen_unet():
+    """freeze_captioner=False: the MLP learns through the frozen U-Net, so
+    the backbone must let gradients reach the conditioning."""
+    from mmseg.structures import SegDataSample
+    from mmengine.structures import PixelData
+    cfg = Config.fromfile(str(SEG_TINY))
+    cfg.model.freeze_captioner = False
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        torch.manual_seed(0)
+        model = MODELS.build(cfg.model)
+    assert model.backbone.cond_grad
+    mlp = model.captioner.mlp
+    assert mlp in list(model.children()) or any(
+        m is mlp for m in model.modules())
+    model.train()
+    seg = torch.zeros(1, 64, 64, dtype=torch.long)
+    seg[0, 10:30, 12:40] = 1
+    meta = dict(img_shape=(64, 64), ori_shape=(64, 64), pad_shape=(64, 64))
+    sample = SegDataSample(metainfo=meta)
+    sample.gt_sem_seg = PixelData(data=seg)
+    data = dict(inputs=[torch.randint(0, 256, (3, 64, 64),
+                                      dtype=torch.uint8)] * 2,
+                data_samples=[sample, sample.clone()])
+    data = model.data_preprocessor(data, True)
+    losses = model(**data, mode='loss')
+    total = sum(v for k, v in losses.items() if 'loss' in k)
+    total.backward()
+    grads = [p.grad for p in mlp.parameters()]
+    assert all(g is not None for g in grads)
+    assert sum(float(g.abs().sum()) for g in grads) > 0
+    # the frozen U-Net itself still gets none
+    assert all(p.grad is None for p in model.backbone.unet.parameters())
+
+
 @pytest.mark.real_data
 @pytest.mark.slow
 def test_tiny_seg_config_trains_on_magnetic_tile(tmp_path, monkeypatch):

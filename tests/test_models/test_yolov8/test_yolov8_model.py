@@ -171,12 +171,15 @@ def test_gt_label_out_of_range_is_a_clear_error():
 
 
 def test_loss_decreases_on_neu_det_boxes(neu_samples):
-    """30 SGD steps on six real NEU-DET images (96 px, tiny width)."""
+    """30 SGD steps on six real NEU-DET images (96 px, tiny width). At lr
+    0.02 the total falls to ~0.27 of its start (0.57 at the reference's
+    0.01, too close to the 0.6 bound for a test that must hold on every
+    CPU)."""
     torch.manual_seed(0)
     model = _build(tiny_model_cfg(num_classes=6))
     model.train()
     data = model.data_preprocessor(_pack(neu_samples, 96), True)
-    optim = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.937,
+    optim = torch.optim.SGD(model.parameters(), lr=0.02, momentum=0.937,
                             nesterov=True)
     history = []
     for _ in range(30):
@@ -194,13 +197,40 @@ def test_loss_decreases_on_neu_det_boxes(neu_samples):
         assert history[-1][key] < 0.8 * history[0][key], (key, history)
 
 
+def _recalibrate_batchnorm(model, inputs: torch.Tensor) -> None:
+    """Precise-BN: replace every BatchNorm's running statistics by the exact
+    statistics of ``inputs`` under the current weights.
+
+    With momentum 0.03 the running averages trail the weights by ~30 steps;
+    after a short, fast fit they describe weights the model no longer has,
+    and eval-mode predictions collapse (the cause of (found, total) =
+    (0, 12) on every CPU: train-mode BN on the same weights finds 9/12)."""
+    bns = [m for m in model.modules()
+           if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average: one batch = its statistics
+    model.train()
+    with torch.no_grad():
+        model.bbox_head(model.extract_feat(inputs))
+    for m, momentum in zip(bns, momenta):
+        m.momentum = momentum
+    model.eval()
+
+
 @pytest.mark.slow
 @pytest.mark.real_data
 def test_overfits_neu_det_and_predicts_in_original_coordinates(neu_samples):
     """Train -> predict round trip through a padded letterbox: six NEU-DET
     images cropped to 200 x 140 (letterboxed to 128 x 128 with 19 px bands)
     are fitted for 150 steps; the predictions, in original 200 x 140
-    coordinates, must recover most ground-truth boxes (IoU > 0.7)."""
+    coordinates, must recover most ground-truth boxes (IoU > 0.7).
+
+    BatchNorm statistics are recomputed at the final weights before
+    predicting (see :func:`_recalibrate_batchnorm`); lr 0.02 (twice the
+    reference's, whose schedule runs for epochs) fits 11 of 12 boxes in
+    150 steps with native, AVX2 and default ATen kernels."""
     from mmdet.structures.bbox import bbox_overlaps
     samples = []
     for s in neu_samples:
@@ -213,7 +243,7 @@ def test_overfits_neu_det_and_predicts_in_original_coordinates(neu_samples):
     model = _build(tiny_model_cfg(num_classes=6, widen=0.125))
     model.train()
     data = model.data_preprocessor(_pack(samples, 128), True)
-    optim = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.937,
+    optim = torch.optim.SGD(model.parameters(), lr=0.02, momentum=0.937,
                             nesterov=True)
     for _ in range(150):
         loss = sum(model(**data, mode='loss').values())
@@ -221,10 +251,10 @@ def test_overfits_neu_det_and_predicts_in_original_coordinates(neu_samples):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
         optim.step()
-    model.eval()
+    test_data = model.data_preprocessor(_pack(samples, 128), False)
+    _recalibrate_batchnorm(model, test_data['inputs'])
     with torch.no_grad():
-        preds = model(**model.data_preprocessor(_pack(samples, 128), False),
-                      mode='predict')
+        preds = model(**test_data, mode='predict')
     found = total = 0
     for s, p in zip(samples, preds):
         inst = p.pred_instances[p.pred_instances.scores > 0.25]
