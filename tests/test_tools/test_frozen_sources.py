@@ -128,9 +128,16 @@ def test_plain_config_test_restores_the_stage1_unet(setup, monkeypatch):
         proc.stdout + proc.stderr
     # the results JSON records the frozen sources (benchmark footnotes)
     import json
-    (results, ) = (setup.tmp / 't1').glob('*/*.json')
-    recorded = json.loads(results.read_text())['frozen_sources']
+    (metrics, ) = [p for p in (setup.tmp / 't1').glob('*/*.json')
+                   if p.name != 'result.json']
+    recorded = json.loads(metrics.read_text())['frozen_sources']
     assert recorded['backbone.unet']['path'] == str(setup.stage1)
+    # ... and so does the run record of tools/test.py (result.json)
+    (result, ) = (setup.tmp / 't1').glob('*/result.json')
+    record = json.loads(result.read_text())['record']
+    unet = [s for s in record['frozen_sources']
+            if s['name'] == 'backbone.unet']
+    assert unet and unet[0]['path'] == str(setup.stage1)
     _test_in_process(setup.plain, setup.ckpt, str(again_out),
                      setup.tmp / 't2',
                      **{'model.stage1_checkpoint': str(setup.stage1)})
