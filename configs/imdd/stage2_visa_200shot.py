@@ -16,19 +16,14 @@ val_dataloader = dict(
     dataset=dict(ann_file=shots_ann_root + 'val_200shot.json'))
 test_dataloader = dict(
     dataset=dict(ann_file=shots_ann_root + 'test_200shot.json'))
-# the base's imdd-mm metrics beside COCO's (restated: a base variable
-# cannot be unpacked in a child config)
-imdd_metrics = [
-    dict(type='IMDDClassificationMetric'),
-    dict(type='MaskBoxDetectionMetric', box_mode='mask'),
-    dict(type='DefectSegMetric'),
-    dict(type='AnomalyMetric'),
+# the base's evaluators (COCO + imdd-mm metrics) on the split's files
+val_evaluator = [
+    dict(_base_.val_evaluator[0],
+         ann_file='data/' + shots_ann_root + 'val_200shot.json'),
+    *_base_.val_evaluator[1:],
 ]
-val_evaluator, test_evaluator = ([
-    dict(
-        type='CocoMetric',
-        ann_file='data/' + shots_ann_root + f'{split}_200shot.json',
-        metric=['bbox', 'segm'],
-        format_only=False,
-        backend_args=None), *imdd_metrics
-] for split in ('val', 'test'))
+test_evaluator = [
+    dict(_base_.test_evaluator[0],
+         ann_file='data/' + shots_ann_root + 'test_200shot.json'),
+    *_base_.test_evaluator[1:],
+]
