@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from mmengine.config import DictAction
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -51,6 +52,10 @@ def parse_args():
                    help='timed recompute and warm epochs each')
     p.add_argument('--threads', type=int, default=1)
     p.add_argument('--timer', choices=('wall', 'cpu'), default='wall')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction,
+                   default={}, help='config overrides (e.g. a wider '
+                   'frozen U-Net: model.backbone.unet.config.'
+                   'block_out_channels="(64,128,256,256)")')
     p.add_argument('--cache-dir', default=None,
                    help='default: a temporary folder, removed afterwards')
     return p.parse_args()
@@ -102,9 +107,15 @@ def main():
     from mmengine.optim import build_optim_wrapper
     register_all_modules()
     cfg = Config.fromfile(args.config)
+    cfg.merge_from_dict(args.cfg_options)
     classes = ('scratch', 'crack', 'stain')
     size = cfg.get('image_size', (128, 128))[0]
     cache_dir = Path(args.cache_dir or tempfile.mkdtemp(prefix='imdd_fc_'))
+    ckpt = cfg.model.get('stage1_checkpoint')
+    if ckpt and not Path(ckpt).is_file():
+        # timing does not depend on the weights' values
+        print(f'{ckpt} not found: timing the seeded random U-Net instead')
+        cfg.model.stage1_checkpoint = None
 
     def build(cache):
         mcfg = copy.deepcopy(cfg.model)

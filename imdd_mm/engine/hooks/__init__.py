@@ -1,4 +1,5 @@
 # Copyright (c) imdd-mm contributors. Licensed under the Apache License 2.0.
 from .html_report_hook import HTMLReportHook
+from .time_budget_hook import TimeBudgetHook
 
-__all__ = ['HTMLReportHook']
+__all__ = ['HTMLReportHook', 'TimeBudgetHook']
