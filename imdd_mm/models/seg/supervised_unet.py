@@ -16,6 +16,7 @@ from mmdet.models.detectors.base import BaseDetector
 from mmdet.registry import MODELS
 from mmdet.structures import SampleList
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
+from mmengine.registry import DefaultScope
 from mmengine.structures import InstanceData, PixelData
 from mmseg.models.backbones import UNet
 from torch import Tensor
@@ -61,7 +62,10 @@ class SupervisedUNetSegmenter(BaseDetector):
         if int(num_classes) < 1:
             raise ValueError(f'num_classes must be >= 1, got {num_classes}')
         self.num_classes = int(num_classes)
-        self.unet = UNet(**dict(unet))
+        # MMSeg's UNet builds its up-sampling layers (InterpConv, ...) from
+        # the registry of the current scope: build it in mmseg's
+        with DefaultScope.overwrite_default_scope('mmseg'):
+            self.unet = UNet(**dict(unet))
         self.classifier = nn.Conv2d(self.unet.base_channels,
                                     self.num_classes + 1, 1)
         self.dice_weight = float(dice_weight)
