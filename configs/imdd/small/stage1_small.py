@@ -13,8 +13,8 @@
 _base_ = ['../tiny/stage1_tiny.py', './_small_nets.py']
 
 resolution = 128
-max_iters = 2000
-warmup_iters = 100
+max_iters = 600
+warmup_iters = 50
 base_lr = 5e-4
 min_lr = 1e-5
 
@@ -52,10 +52,10 @@ param_scheduler = [
          end=max_iters, T_max=max_iters)
 ]
 optim_wrapper = dict(optimizer=dict(lr=base_lr))
-# EMA decay 0.999 (momentum 1e-3) over 2000 iterations
+# EMA decay 0.995 (momentum 5e-3) over 600 iterations
 custom_hooks = [
     dict(type='EMAHook', ema_type='ExponentialMovingAverage',
-         momentum=1e-3, interval=1, update_buffers=False, priority=49)
+         momentum=5e-3, interval=1, update_buffers=False, priority=49)
 ]
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50),

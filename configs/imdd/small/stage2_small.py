@@ -19,7 +19,7 @@ _base_ = ['../tiny/stage2_tiny.py', './_small_nets.py']
 image_size = (192, 192)
 feature_keys = ('vae_s4', 's8', 's16', 's32')
 strides = [4, 8, 16, 32]
-stage1_ckpt = 'work_dirs/stage1_small/iter_2000.pth'
+stage1_ckpt = 'work_dirs/stage1_small/iter_600.pth'
 max_iters = 3000
 
 model = dict(
