@@ -54,3 +54,20 @@ def test_saves_at_the_end_when_budget_not_spent(tmp_path):
 def test_bad_budget():
     with pytest.raises(ValueError, match='seconds'):
         TimeBudgetHook(seconds=0)
+    with pytest.raises(ValueError, match='clock'):
+        TimeBudgetHook(seconds=1, clock='gpu')
+
+
+def test_cpu_clock_does_not_count_waiting(tmp_path):
+    runner = FakeRunner(tmp_path)
+    hook = TimeBudgetHook(seconds=0.05, clock='cpu')
+    hook.before_train(runner)
+    hook.before_train_iter(runner, 0)
+    time.sleep(0.1)  # waiting is not CPU time
+    hook.after_train_iter(runner, 0)
+    assert not runner.train_loop.stop_training
+    t0 = time.process_time()
+    while time.process_time() - t0 < 0.06:
+        pass
+    hook.after_train_iter(runner, 1)
+    assert runner.train_loop.stop_training
