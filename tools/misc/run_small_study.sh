@@ -16,18 +16,17 @@ NS=${*:-25 50 100 1000}
 $PY data_converters/build_corpus.py --few-shot-coco $ANN/train.json \
   --few-shot $NS --few-shot-normal --out-dir $FEW --seed 0
 for n in $NS; do
-  for run in a:configs/imdd/small/stage2_small.py \
-             b:configs/imdd/small/stage2_small_random_unet.py \
-             c:configs/baselines/unet/supervised_unet_small_magnetic_tile.py; do
-    key=${run%%:*}; cfg=${run#*:}
+  for key in a b c; do
+    cfg=configs/imdd/small/study_$key.py
     case " ${RUNS:-a b c} " in *" $key "*) ;; *) continue ;; esac
     wd=work_dirs/small_study/${key}_n$n
     [ -f $wd/time_budget.pth ] && continue
     $PY tools/train.py $cfg --work-dir $wd --cfg-options \
       train_dataloader.dataset.ann_file=$FEW/train_n${n}_seed0.json \
-      train_cfg.max_iters=1000000 \
-      "custom_hooks=[dict(type='VocabularyHook'),dict(type='TimeBudgetHook',seconds=$BUDGET,clock='cpu')]"
+      custom_hooks.1.seconds=$BUDGET
   done
 done
-$PY tools/analysis_tools/benchmark_table.py configs/imdd/small/study_spec.py \
-  --out-dir work_dirs/small_study/tables
+if [ "${TABLE:-1}" = 1 ]; then
+  $PY tools/analysis_tools/benchmark_table.py configs/imdd/small/study_spec.py \
+    --out-dir work_dirs/small_study/tables
+fi

@@ -17,11 +17,11 @@ work_dir = 'work_dirs/small_study/eval'
 _samples = [25, 50, 100, 1000]
 _runs = dict(
     a=('(a) Stage-1 U-Net + OV head (ours, small)',
-       'configs/imdd/small/stage2_small.py'),
+       'configs/imdd/small/study_a.py'),
     b=('(b) random U-Net + OV head (w/o diffusion pretraining)',
-       'configs/imdd/small/stage2_small_random_unet.py'),
+       'configs/imdd/small/study_b.py'),
     c=('(c) supervised U-Net from scratch',
-       'configs/baselines/unet/supervised_unet_small_magnetic_tile.py'))
+       'configs/imdd/small/study_c.py'))
 
 
 def _entries():
