@@ -72,8 +72,9 @@ def evaluate_prior_maps(cfg,
     if not wanted:
         raise ValueError('the config evaluates no DefectSegMetric or '
                          'AnomalyMetric: nothing to score the prior maps by')
-    n = len(dataset) if max_images is None else min(len(dataset),
-                                                     max_images)
+    n = len(dataset)
+    if max_images is not None:
+        n = min(n, max_images)
     results = {}
     for kind in kinds:
         evaluator = Evaluator([METRICS.build(m) for m in wanted])

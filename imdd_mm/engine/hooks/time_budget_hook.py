@@ -65,9 +65,11 @@ class TimeBudgetHook(Hook):
             return
         self._saved = True
         runner.save_checkpoint(runner.work_dir, 'time_budget.pth',
-                               save_optimizer=False, save_param_scheduler=False)
-        info = dict(budget_s=self.seconds, clock=self.clock, elapsed_s=round(elapsed, 2),
-                    iters=runner.iter, stopped_by_budget=stopped)
+                               save_optimizer=False,
+                               save_param_scheduler=False)
+        info = dict(budget_s=self.seconds, clock=self.clock,
+                    elapsed_s=round(elapsed, 2), iters=runner.iter,
+                    stopped_by_budget=stopped)
         path = os.path.join(runner.work_dir, 'time_budget.json')
         tmp = path + '.tmp'
         with open(tmp, 'w') as f:

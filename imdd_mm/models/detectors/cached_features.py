@@ -113,8 +113,8 @@ class CachedFeaturesMixin:
         return self._fc_ns
 
     # -- lookup -------------------------------------------------------------
-    def _sample_view(self, x: Tensor, meta: dict) -> Tuple[Tensor,
-                                                          Optional[str]]:
+    def _sample_view(self, x: Tensor,
+                     meta: dict) -> Tuple[Tensor, Optional[str]]:
         """(input to hash and compute on, flip to apply to its maps)."""
         direction = meta.get('flip_direction') if meta.get('flip') else None
         if not self._fc_flip or direction not in FLIP_DIMS:
@@ -173,4 +173,3 @@ class CachedFeaturesMixin:
                 per.append(t.to(device))
             out[k] = torch.stack(per)
         return out
-

@@ -170,4 +170,3 @@ class SupervisedUNetSegmenter(BaseDetector):
             sample.set_field(image_score, 'pred_image_score',
                              field_type='data')
         return batch_data_samples
-

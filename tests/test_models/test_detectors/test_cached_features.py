@@ -7,8 +7,16 @@ import copy
 
 import pytest
 import torch
+from mmdet.utils import register_all_modules
+from mmengine.config import Config
 
-from .test_imdd_mask2former import build, make_samples, run, tiny_cfg  # noqa
+from .test_imdd_mask2former import TINY, build, make_samples, run
+
+
+@pytest.fixture(scope='module')
+def tiny_cfg():
+    register_all_modules()
+    return Config.fromfile(str(TINY))
 
 
 def predict(model, samples, seed=0):
