@@ -199,6 +199,9 @@ param_scheduler = [
 _base_ = ['{REPO / "configs/imdd/tiny/stage2_tiny.py"}']
 base_classes = {tuple(split["base"])!r}
 all_classes = {tuple(split["all"])!r}
+# thin defects: the VAE encoder's stride-4 map joins the U-Net's
+# stride-8/16/32 maps (mask features at stride 4)
+feature_keys = ('vae_s4', 's8', 's16', 's32')
 model = dict(
     # tiny models: random frozen VAE and CLIP image tower, openly (the
     # report and the tables say so)
@@ -207,7 +210,13 @@ model = dict(
     # report instances, pixels and image labels from 0.3 instead of 0.5
     test_cfg=dict(image_score_thr=0.3, sem_seg_thr=0.3),
     stage1_checkpoint='{out / "stage1" / f"iter_{args.stage1_iters}.pth"}',
-    test_vocabulary=all_classes)
+    test_vocabulary=all_classes,
+    feature_keys=feature_keys,
+    backbone=dict(out_features=feature_keys),
+    panoptic_head=dict(strides=[4, 8, 16, 32]),
+    # the frozen path runs once per training image; later epochs read it
+    feature_cache=dict(cache_dir='{out / "feature_cache"}',
+                       max_bytes=2 * 2**30))
 train_dataloader = dict(dataset=dict(
     data_root='', ann_file='{ann / "train_base.json"}',
     data_prefix=dict(img='{image_root}/'), metainfo=dict(classes=base_classes)))
@@ -227,6 +236,52 @@ train_cfg = dict(type='IterBasedTrainLoop', max_iters={args.stage2_iters},
 default_hooks = dict(checkpoint=dict(interval={args.stage2_iters}))
 ''')
     return dict(stage1=stage1, stage2=stage2)
+
+
+def print_targets(test_dir: Path, split: Dict) -> None:
+    """The demo's goals (issue 14) next to this run's measured values."""
+    runs = sorted(test_dir.glob('*/*.json'))
+    if not runs:
+        return
+    m = json.loads(runs[-1].read_text())
+    base = [m.get(f'cls/accuracy_{c}') for c in split['base']]
+    base = [v for v in base if v is not None]
+    rows = [('P-AUROC', m.get('anomaly/P-AUROC'), 0.97),
+            ('pixel IoU', m.get('seg/iou'), 0.50),
+            ('base-class accuracy (mean over ' + ', '.join(split['base']) +
+             ')', sum(base) / len(base) if base else None, 0.80)]
+    for name in split['novel']:
+        rows.append((f'novel `{name}` images named `{name}`',
+                     m.get(f'cls/accuracy_{name}'), 0.50))
+    print('\n| Goal | Measured | Target | Met |\n|---|---|---|---|')
+    for name, value, target in rows:
+        if value is None:
+            print(f'| {name} | – | {target:.0%} | – |')
+        else:
+            print(f'| {name} | {value:.1%} | {target:.0%} | '
+                  f'{"yes" if value >= target else "no"} |')
+
+
+def score_prior_maps(stage2_cfg: Path, out: Path) -> List[Dict]:
+    """Score the centre-prior and constant maps on the demo's test split
+    with the Stage-2 config's metrics; one benchmark-table entry each."""
+    from mmengine.config import Config
+
+    import imdd_mm  # noqa: F401
+    from imdd_mm.evaluation.prior_maps import PRIOR_NAMES, evaluate_prior_maps
+    cfg = Config.fromfile(str(stage2_cfg))
+    out.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for kind, metrics in evaluate_prior_maps(cfg).items():
+        path = out / f'{kind}.json'
+        tmp = path.with_suffix('.json.tmp')
+        tmp.write_text(json.dumps(metrics, indent=2, sort_keys=True))
+        os.replace(tmp, path)
+        entries.append(dict(name=PRIOR_NAMES[kind], results=str(path)))
+        print(f'  {PRIOR_NAMES[kind]}: ' + ', '.join(
+            f'{k}={v:.4f}' for k, v in sorted(metrics.items())
+            if isinstance(v, float)))
+    return entries
 
 
 def main() -> None:
@@ -283,7 +338,8 @@ def main() -> None:
                 out / 'test', '--report', report]
     run(test_cmd, out / 'logs' / 'test.log')
 
-    step('benchmark table')
+    step('benchmark table (with model-free reference maps)')
+    priors = score_prior_maps(configs['stage2'], out / 'priors')
     spec = out / 'benchmark_spec.json'
     spec.write_text(json.dumps(dict(
         work_dir=str(out / 'benchmark'),
@@ -301,17 +357,30 @@ def main() -> None:
                                config=str(configs['stage2']),
                                checkpoint=str(ckpt),
                                results=str(out / 'test'))]),
+            dict(kind='ablation', name='vs_model_free_maps',
+                 title='The model beside model-free score maps (same test '
+                 'split, same metrics)',
+                 metrics=[['P-AUROC (%)', 'anomaly/P-AUROC'],
+                          ['AUPRO (%)', 'anomaly/AUPRO'],
+                          ['Pixel F1 (%)', 'seg/f1'],
+                          ['Pixel IoU (%)', 'seg/iou']],
+                 entries=[dict(name='Ours (tiny demo)',
+                               config=str(configs['stage2']),
+                               checkpoint=str(ckpt),
+                               results=str(out / 'test'))] + priors),
             dict(kind='anomaly', name='anomaly',
                  title='Anomaly localisation',
                  entries=[dict(name='Ours (tiny demo)',
                                config=str(configs['stage2']),
                                checkpoint=str(ckpt),
-                               results=str(out / 'test'))]),
+                               results=str(out / 'test'))] + priors),
         ]), indent=2))
     run([py, 'tools/analysis_tools/benchmark_table.py', spec, '--out-dir',
          out / 'tables'], out / 'logs' / 'tables.log')
     for md in sorted((out / 'tables').glob('*.md')):
         print(md.read_text())
+
+    print_targets(out / 'test', split)
 
     step('done')
     print(f'  report:  {report}\n  tables:  {out / "tables"}\n'

@@ -18,6 +18,9 @@ Example:
     >>> from imdd_mm.datasets.synthetic_surfaces import write_surface_dataset
     >>> write_surface_dataset('data/imdd_demo_src', num_per_class=dict(
     ...     train=16, val=4, test=6), size=128, seed=0)
+
+Defect positions are uniform over the image (drawn on a torus and shifted by
+a uniform offset, :func:`place_uniformly`), so no position prior helps.
 """
 import json
 import os
@@ -106,26 +109,31 @@ SURFACE_FUNCS: Dict[str, Callable] = {
 }
 
 
+# Defects are drawn around the centre ``c = size`` of a (2·size)² canvas and
+# then wrapped onto the image as onto a torus at a uniformly random offset
+# (:func:`place_uniformly`): every pixel is equally likely to be defective, so
+# a centre-distance score map is at chance (issue: no centre bias).
+
+
 def _scratch(rng, size):
-    mask = np.zeros((size, size), np.uint8)
+    mask = np.zeros((2 * size, 2 * size), np.uint8)
     length = rng.uniform(0.35, 0.8) * size
     angle = rng.uniform(0, np.pi)
-    cx, cy = rng.uniform(0.25, 0.75, 2) * size
     dx, dy = np.cos(angle) * length / 2, np.sin(angle) * length / 2
-    p0 = (int(cx - dx), int(cy - dy))
-    p1 = (int(cx + dx), int(cy + dy))
+    p0 = (int(size - dx), int(size - dy))
+    p1 = (int(size + dx), int(size + dy))
     cv2.line(mask, p0, p1, 1, int(rng.integers(1, 3)))
     return mask, +1.0  # bright: exposed metal
 
 
 def _crack(rng, size):
-    mask = np.zeros((size, size), np.uint8)
-    x, y = rng.uniform(0.2, 0.8, 2) * size
+    mask = np.zeros((2 * size, 2 * size), np.uint8)
+    x = y = float(size)
     heading = rng.uniform(0, 2 * np.pi)
     for _ in range(int(rng.integers(18, 32))):
         heading += rng.normal(0, 0.45)
-        nx = np.clip(x + 3 * np.cos(heading), 0, size - 1)
-        ny = np.clip(y + 3 * np.sin(heading), 0, size - 1)
+        nx = np.clip(x + 3 * np.cos(heading), 0, 2 * size - 1)
+        ny = np.clip(y + 3 * np.sin(heading), 0, 2 * size - 1)
         cv2.line(mask, (int(x), int(y)), (int(nx), int(ny)), 1, 2)
         if rng.random() < 0.08:  # a short branch
             bh = heading + rng.choice([-1, 1]) * rng.uniform(0.6, 1.2)
@@ -136,22 +144,37 @@ def _crack(rng, size):
 
 
 def _stain(rng, size):
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
-    cx, cy = rng.uniform(0.25, 0.75, 2) * size
+    yy, xx = np.mgrid[0:2 * size, 0:2 * size].astype(np.float32)
     rx, ry = rng.uniform(0.08, 0.18, 2) * size
-    wobble = 0.25 * _smooth_noise(rng, size, 12, (5, 5))
+    wobble = np.tile(0.25 * _smooth_noise(rng, size, 12, (5, 5)), (2, 2))
     # no wobble at the centre: the stain is never empty, even when small
-    wobble -= wobble[min(int(cy), size - 1), min(int(cx), size - 1)]
-    field = ((xx - cx) / rx)**2 + ((yy - cy) / ry)**2 + wobble
-    return (field < 1.0).astype(np.uint8), -0.6
+    wobble -= wobble[size, size]
+    field = ((xx - size) / rx)**2 + ((yy - size) / ry)**2 + wobble
+    # only the connected blob around the centre (the tiled wobble may open
+    # far-away islands, which would wrap onto the image)
+    blob = (field < 1.0).astype(np.uint8)
+    _, labels = cv2.connectedComponents(blob)
+    return (labels == labels[size, size]).astype(np.uint8), -0.6
 
 
 def _hole(rng, size):
-    mask = np.zeros((size, size), np.uint8)
-    cx, cy = (int(v) for v in rng.uniform(0.2, 0.8, 2) * size)
+    mask = np.zeros((2 * size, 2 * size), np.uint8)
     radius = int(rng.uniform(0.03, 0.07) * size) + 2
-    cv2.circle(mask, (cx, cy), radius, 1, -1)
+    cv2.circle(mask, (size, size), radius, 1, -1)
     return mask, -1.6  # very dark, deep
+
+
+def place_uniformly(canvas: np.ndarray, size: int,
+                    rng: np.random.Generator) -> np.ndarray:
+    """Wrap a (2·size)² defect canvas drawn around its centre onto a
+    (size, size) torus and shift it by a uniform random offset.
+
+    Returns:
+        np.ndarray: (size, size) uint8 mask in {0, 1}.
+    """
+    folded = canvas.reshape(2, size, 2, size).max(axis=(0, 2))
+    dy, dx = (int(v) for v in rng.integers(0, size, 2))
+    return np.roll(folded, (dy, dx), axis=(0, 1))
 
 
 DEFECT_FUNCS: Dict[str, Callable] = {
@@ -181,7 +204,8 @@ def render_sample(surface: str, defect: Optional[str], size: int,
     img = SURFACE_FUNCS[surface](rng, size).astype(np.float32)
     mask = None
     if defect is not None:
-        region, contrast = DEFECT_FUNCS[defect](rng, size)
+        canvas, contrast = DEFECT_FUNCS[defect](rng, size)
+        region = place_uniformly(canvas, size, rng)
         soft = cv2.GaussianBlur(region.astype(np.float32), (3, 3), 0)
         if defect == 'stain':
             tint = np.array([20, 50, 90], np.float32)  # brownish

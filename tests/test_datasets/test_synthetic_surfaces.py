@@ -172,3 +172,31 @@ def test_conversion_counts(generated, converted):
             assert np.array_equal(mask.astype(bool), written)
     lines = (converted / 'captions.jsonl').read_text().splitlines()
     assert len(lines) == sum(COUNTS.values()) * (1 + len(DEFECTS))
+
+
+def test_defects_have_no_position_prior():
+    """Defect pixels are uniform over the image: a centre-distance score map
+    is at chance (P-AUROC ~ 0.5, computed here by rank counting)."""
+    from imdd_mm.datasets.synthetic_surfaces import (DEFECTS, place_uniformly,
+                                                     render_sample)
+    from imdd_mm.evaluation.prior_maps import prior_score_map
+    size = 48
+    masks = [render_sample('concrete', d, size, 1000 * k + i)[1] > 0
+             for k, d in enumerate(DEFECTS) for i in range(60)]
+    density = np.mean(masks, axis=0)  # (size, size) defect frequency
+    centre = prior_score_map('centre', size, size)
+    # AUROC of the centre prior = P(score of a defect pixel > score of a
+    # normal pixel), pooled over all masks
+    pos = np.concatenate([centre[m] for m in masks])
+    neg = np.concatenate([centre[~m] for m in masks])
+    order = np.sort(neg)
+    auroc = (np.searchsorted(order, pos, side='left') +
+             np.searchsorted(order, pos, side='right')).mean() / 2 / len(neg)
+    assert abs(auroc - 0.5) < 0.04, auroc
+    inner = density[size // 4:-size // 4, size // 4:-size // 4].mean()
+    assert 0.8 < inner / density.mean() < 1.2
+    # the torus placement keeps the drawn area
+    canvas = np.zeros((2 * size, 2 * size), np.uint8)
+    canvas[size - 3:size + 3, size - 5:size + 5] = 1
+    placed = place_uniformly(canvas, size, np.random.default_rng(0))
+    assert placed.shape == (size, size) and placed.sum() == canvas.sum()

@@ -100,6 +100,12 @@ def test_classification_metric():
     out = run_evaluator(metric, samples)
     assert out['cls/accuracy'] == pytest.approx(2 / 4)
     assert out['cls/binary_accuracy'] == pytest.approx(3 / 4)
+    # per class, by name: class 0 appears in images 2 and 3 (both wrong),
+    # classes 1 and 2 in image 1 (right), normal in image 0 (right)
+    assert out[f'cls/accuracy_{CLASSES[0]}'] == 0.0
+    assert out[f'cls/accuracy_{CLASSES[1]}'] == 1.0
+    assert out[f'cls/accuracy_{CLASSES[2]}'] == 1.0
+    assert out['cls/accuracy_normal'] == 1.0
     del samples[0].pred_image_label
     with pytest.raises(KeyError, match='img_0.png'):
         run_evaluator(METRICS.build(dict(type='IMDDClassificationMetric')),

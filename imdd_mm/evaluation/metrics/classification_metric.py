@@ -59,6 +59,14 @@ class IMDDClassificationMetric(BaseMetric):
         preds = [p for p, _ in results]
         targets = [t for _, t in results]
         out = classification_metrics(preds, targets)
-        return dict(accuracy=out['accuracy'],
-                    mean_class_accuracy=out['mean_class_accuracy'],
-                    binary_accuracy=out['binary_accuracy'])
+        metrics = dict(accuracy=out['accuracy'],
+                       mean_class_accuracy=out['mean_class_accuracy'],
+                       binary_accuracy=out['binary_accuracy'])
+        # per-class accuracy (images of that class named correctly), keyed
+        # by the dataset's class names; -1 = defect-free images
+        names = list((self.dataset_meta or {}).get('classes') or [])
+        for label, acc in out['per_class'].items():
+            name = 'normal' if label < 0 else (
+                names[label] if label < len(names) else str(label))
+            metrics[f'accuracy_{name}'] = acc
+        return metrics

@@ -17,6 +17,7 @@ from torch import Tensor
 
 from imdd_mm.utils.provenance import enforces_frozen_policy
 from ..backbones.frozen import FrozenModulesMixin
+from .cached_features import CachedFeaturesMixin
 from .postprocess import defect_score_map, masks_to_boxes, split_components
 from .vocabulary_hook import vocabulary_label_map
 
@@ -25,7 +26,7 @@ BOX_MODES = ('mask', 'components')
 
 
 @MODELS.register_module()
-class IMDDMask2Former(FrozenModulesMixin, MaskFormer):
+class IMDDMask2Former(CachedFeaturesMixin, FrozenModulesMixin, MaskFormer):
     """Diffusion-feature open-vocabulary Mask2Former.
 
     Data flow: image in [-1, 1] -> conditioning ``c`` (B, 1, D) ->
@@ -91,6 +92,11 @@ class IMDDMask2Former(FrozenModulesMixin, MaskFormer):
         vocabulary (Sequence[str], optional): Training vocabulary; None takes
             it from ``dataset_meta`` (``VocabularyHook`` / ``init_detector``).
         test_vocabulary (Sequence[str], optional): Vocabulary for predict.
+        feature_cache (dict, optional): Cached-features mode:
+            ``dict(cache_dir=..., max_bytes=4 * 2**30, dtype='fp32',
+            flip_features=True)`` runs the frozen path once per distinct
+            input and reads its maps from disk afterwards
+            (:class:`CachedFeaturesMixin`). None (default) recomputes.
         train_cfg / test_cfg / data_preprocessor / init_cfg: As in mmdet.
             ``test_cfg`` keys: ``max_per_image`` (100), ``mask_thr`` (0.5),
             ``sem_seg_thr`` (0.5), ``image_score_thr`` (0.5).
@@ -114,6 +120,7 @@ class IMDDMask2Former(FrozenModulesMixin, MaskFormer):
                  box_mode: str = 'mask',
                  vocabulary: Optional[Sequence[str]] = None,
                  test_vocabulary: Optional[Sequence[str]] = None,
+                 feature_cache: OptConfigType = None,
                  neck: OptConfigType = None,
                  train_cfg: OptConfigType = None,
                  test_cfg: OptConfigType = None,
@@ -193,6 +200,7 @@ class IMDDMask2Former(FrozenModulesMixin, MaskFormer):
                                 if test_vocabulary is not None else None)
         self.eval_dataset_vocabulary: Optional[Tuple[str, ...]] = None
         self._dataset_meta: Optional[dict] = None
+        self._init_feature_cache(feature_cache)
 
     # ------------------------------------------------------------------
     # module plumbing
@@ -338,8 +346,12 @@ class IMDDMask2Former(FrozenModulesMixin, MaskFormer):
         Returns:
             list[Tensor]: The maps of ``feature_keys``.
         """
-        cond = self.compute_condition(batch_inputs, batch_data_samples)
-        feats = self.backbone(batch_inputs, cond)
+        if self.feature_cache is not None:
+            feats = self.cached_backbone_features(batch_inputs,
+                                                  batch_data_samples)
+        else:
+            cond = self.compute_condition(batch_inputs, batch_data_samples)
+            feats = self.backbone(batch_inputs, cond)
         feats = [feats[k] for k in self.feature_keys]
         if getattr(self, 'neck', None) is not None:
             feats = list(self.neck(feats))

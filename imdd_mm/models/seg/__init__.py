@@ -2,5 +2,8 @@
 """MMSegmentation path: ``import imdd_mm`` registers these into mmseg."""
 from .imdd_encoder_decoder import IMDDEncoderDecoder
 from .ov_mask2former_seg_head import OVMask2FormerSegHead
+from .supervised_unet import SupervisedUNetSegmenter
 
-__all__ = ['IMDDEncoderDecoder', 'OVMask2FormerSegHead']
+__all__ = [
+    'IMDDEncoderDecoder', 'OVMask2FormerSegHead', 'SupervisedUNetSegmenter'
+]
