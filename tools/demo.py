@@ -240,10 +240,10 @@ default_hooks = dict(checkpoint=dict(interval={args.stage2_iters}))
 
 def print_targets(test_dir: Path, split: Dict) -> None:
     """The demo's goals (issue 14) next to this run's measured values."""
-    runs = sorted(test_dir.glob('*/*.json'))
+    runs = sorted(test_dir.glob('*/result.json'))  # tools/test.py's record
     if not runs:
         return
-    m = json.loads(runs[-1].read_text())
+    m = json.loads(runs[-1].read_text())['metrics']
     base = [m.get(f'cls/accuracy_{c}') for c in split['base']]
     base = [v for v in base if v is not None]
     rows = [('P-AUROC', m.get('anomaly/P-AUROC'), 0.97),
