@@ -16,5 +16,7 @@ done
 # byte-identical copy of one) is excluded.
 $PY data_converters/build_corpus.py "$OUT/magnetic_tile" "$OUT/neu_det" \
   "$OUT/elpv" --out-dir "$OUT/corpus_small" --no-instances \
+  --image-root "magnetic_tile=$DATA/magnetic_tile" "neu_det=$DATA/neu_det" \
+  "elpv=$DATA/elpv" \
   --exclude magnetic_tile:val magnetic_tile:test neu_det:val neu_det:test \
   elpv:val elpv:test
