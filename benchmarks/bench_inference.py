@@ -38,8 +38,10 @@ import shlex
 import sys
 
 import torch
-from imdd_mm.utils.timing import (environment, markdown_table, peak_memory_gib,
-                     reset_peak_memory, time_median, write_results)
+
+from imdd_mm.utils.timing import (environment, markdown_table,
+                                  peak_memory_gib, reset_peak_memory,
+                                  time_median, write_results)
 
 PAPER_IMG_PER_S = 1 / 0.35  # Table 10, A100
 VARIANTS = ('fp32', 'bf16', 'bf16-cl', 'bf16-cl-compile', 'bf16-cl-graphs')

@@ -26,8 +26,10 @@ import shlex
 import sys
 
 import torch
-from imdd_mm.utils.timing import (environment, markdown_table, peak_memory_gib,
-                     reset_peak_memory, time_median, write_results)
+
+from imdd_mm.utils.timing import (environment, markdown_table,
+                                  peak_memory_gib, reset_peak_memory,
+                                  time_median, write_results)
 
 PAPER_STAGE1_IMG_PER_S = 124e6 / (72 * 3600) / 8  # §11.3: ~59.8 per GPU
 

@@ -105,6 +105,7 @@ import subprocess
 import sys
 from typing import Callable, Dict, List, Optional, Sequence
 
+
 def _load_run_record():
     """``imdd_mm.utils.run_record`` loaded from its file: the table tool
     needs only it (and mmengine), not torch and the model registries."""

@@ -18,8 +18,8 @@ Usage::
 
     python tools/analysis_tools/get_flops.py configs/imdd/stage2_mvtec.py \\
         --shape 512
-    python tools/analysis_tools/get_flops.py configs/imdd/tiny/stage2_tiny.py \\
-        --shape 128 256 --out flops.json
+    python tools/analysis_tools/get_flops.py \\
+        configs/imdd/tiny/stage2_tiny.py --shape 128 256 --out flops.json
 """
 import argparse
 import json
