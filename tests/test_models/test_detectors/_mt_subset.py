@@ -45,3 +45,14 @@ def convert_subset(src: Path, work: Path, per_class: int = 4) -> Path:
         convert('magnetic_tile', str(root), str(out), nproc=1,
                 progress=False)
     return work
+
+
+def use_subset(cfg, work: Path, splits=('train', 'val')) -> None:
+    """Point the config's ``<split>_dataloader`` datasets at the subset
+    converted by :func:`convert_subset` (``work/out`` annotations of that
+    split, images under ``work/mt``)."""
+    for split in splits:
+        dataset = cfg[f'{split}_dataloader'].dataset
+        dataset.data_root = str(work)
+        dataset.ann_file = f'out/annotations/{split}.json'
+        dataset.data_prefix = dict(img='mt/')

@@ -13,7 +13,7 @@ from mmdet.utils import register_all_modules
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from ._mt_subset import convert_subset, shared_mt_root
+from ._mt_subset import convert_subset, shared_mt_root, use_subset
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -28,11 +28,7 @@ def test_small_stage2_smoke_on_magnetic_tile(tmp_path, monkeypatch):
     cfg.work_dir = str(tmp_path / 'work')
     cfg.model.stage1_checkpoint = None  # Stage 1 is a benchmark, not a test
     cfg.model.feature_cache.cache_dir = str(tmp_path / 'cache')
-    for split, loader in (('train', cfg.train_dataloader),
-                          ('test', cfg.test_dataloader)):
-        loader.dataset.data_root = str(work)
-        loader.dataset.ann_file = f'out/annotations/{split}.json'
-        loader.dataset.data_prefix = dict(img='mt/')
+    use_subset(cfg, work, ('train', 'test'))
     # 4 fixed images, 2 per batch: 2 cold iterations then cache reads
     cfg.train_dataloader.dataset.indices = 4
     cfg.train_dataloader.batch_size = 2

@@ -11,7 +11,7 @@ from mmdet.utils import register_all_modules
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from ._mt_subset import convert_subset, shared_mt_root
+from ._mt_subset import convert_subset, shared_mt_root, use_subset
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -27,11 +27,7 @@ def test_tiny_stage2_trains_on_magnetic_tile(tmp_path, monkeypatch):
     cfg = Config.fromfile(str(REPO / 'configs/imdd/tiny/stage2_tiny.py'))
     cfg.work_dir = str(tmp_path / 'work')
     cfg.data_root = str(work) + '/'
-    for split, loader in (('train', cfg.train_dataloader),
-                          ('val', cfg.val_dataloader)):
-        loader.dataset.data_root = str(work)
-        loader.dataset.ann_file = f'out/annotations/{split}.json'
-        loader.dataset.data_prefix = dict(img='mt/')
+    use_subset(cfg, work, ('train', 'val'))
     # a fixed small subset: the loss must go down on it
     cfg.train_dataloader.dataset.indices = 8
     cfg.train_dataloader.batch_size = 2
