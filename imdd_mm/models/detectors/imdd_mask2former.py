@@ -213,6 +213,7 @@ class IMDDMask2Former(CachedFeaturesMixin, FrozenModulesMixin, MaskFormer):
     def _apply(self, fn, *args, **kwargs):
         super()._apply(fn, *args, **kwargs)  # moves the frozen networks too
         self._cond_cache = {}
+        self._fc_tensors = None  # conversions may swap tensors in place
         return self
 
     def train(self, mode: bool = True):

@@ -169,3 +169,59 @@ def test_two_processes_share_one_cache(tmp_path):
             survivors += 1
             assert torch.equal(got['vae_s4'], maps_of(i)['vae_s4'])
     assert survivors >= 5
+
+
+def test_memory_lru_serves_hits_without_the_file(tmp_path, monkeypatch):
+    m0, m1, m2 = maps_of(0), maps_of(1), maps_of(2)
+    entry = sum(v.numel() * v.element_size() for v in m0.values())
+    cache = FeatureCache(tmp_path, memory_bytes=int(entry * 2.5))
+    ns = cache.namespace({})
+    keys = [f'{i:02d}' * 32 for i in range(3)]
+    for k, m in zip(keys, (m0, m1, m2)):
+        cache.put(ns, k, m)
+    # the bound holds two entries: the first one put left memory
+    assert cache.path(ns, keys[0]) not in cache._memory
+    loads = []
+    real_load = torch.load
+    monkeypatch.setattr(torch, 'load',
+                        lambda *a, **k: loads.append(1) or real_load(*a, **k))
+    old = os.stat(cache.path(ns, keys[2])).st_mtime
+    os.utime(cache.path(ns, keys[2]), (old - 100, old - 100))
+    got = cache.get(ns, keys[2])
+    assert not loads and cache.memory_hits == 1
+    assert torch.equal(got['s8'], m2['s8'])
+    # a memory hit still refreshes the file's mtime (disk LRU)
+    assert os.stat(cache.path(ns, keys[2])).st_mtime > old - 50
+    # the caller owns the returned tensors
+    got['s8'].zero_()
+    assert torch.equal(cache.get(ns, keys[2])['s8'], m2['s8'])
+    # a disk read puts the entry back in memory (evicting the LRU one)
+    assert torch.equal(cache.get(ns, keys[0])['vae_s4'], m0['vae_s4'])
+    assert len(loads) == 1
+    cache.get(ns, keys[0])
+    assert len(loads) == 1
+    # an entry evicted from disk by another process is still exact in memory
+    os.remove(cache.path(ns, keys[0]))
+    assert torch.equal(cache.get(ns, keys[0])['s8'], m0['s8'])
+    # memory_bytes=0 reads every hit from disk
+    off = FeatureCache(tmp_path, memory_bytes=0)
+    off.get(ns, keys[2])
+    off.get(ns, keys[2])
+    assert off.memory_hits == 0 and len(loads) == 3
+    with pytest.raises(ValueError, match='memory_bytes'):
+        FeatureCache(tmp_path, memory_bytes=-1)
+
+
+def test_half_storage_memory_hits_equal_disk_hits(tmp_path):
+    cache = FeatureCache(tmp_path, dtype='bf16')
+    ns = cache.namespace({})
+    m = maps_of(3)
+    cache.put(ns, 'ef' * 32, m)
+    mem = cache.get(ns, 'ef' * 32)
+    disk = FeatureCache(tmp_path, dtype='bf16', memory_bytes=0).get(
+        ns, 'ef' * 32)
+    assert cache.memory_hits == 1
+    for k in m:
+        assert mem[k].dtype == torch.float32
+        assert torch.equal(mem[k], disk[k])
+        assert torch.equal(mem[k], m[k].to(torch.bfloat16).float())
