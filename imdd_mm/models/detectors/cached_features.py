@@ -32,7 +32,7 @@ for _register in (_nn_module.register_module_parameter_registration_hook,
 
 class CachedFeaturesMixin:
     """Adds ``feature_cache=dict(cache_dir=..., max_bytes=..., dtype=...,
-    flip_features=True)`` to a detector with ``backbone``,
+    memory_bytes=..., flip_features=True)`` to a detector with ``backbone``,
     ``compute_condition`` and ``feature_keys``.
 
     The cache is only allowed when the features are a pure function of the

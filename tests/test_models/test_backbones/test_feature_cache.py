@@ -119,9 +119,10 @@ def test_flip_maps():
         flip_maps(m, 'sideways')
 
 
-def _worker(root, max_bytes, start, barrier, queue):
+def _worker(root, max_bytes, memory_bytes, start, barrier, queue):
     torch.set_num_threads(1)
-    cache = FeatureCache(root, max_bytes=max_bytes)
+    cache = FeatureCache(root, max_bytes=max_bytes,
+                         memory_bytes=memory_bytes)
     ns = cache.namespace(dict(frozen_weights='w'))
     barrier.wait()
     bad = 0
@@ -138,7 +139,10 @@ def _worker(root, max_bytes, start, barrier, queue):
     queue.put(bad)
 
 
-def test_two_processes_share_one_cache(tmp_path):
+# memory_bytes=0: every read goes to the files the other process writes
+# and evicts; the default: memory hits on top (copies of evicted entries)
+@pytest.mark.parametrize('memory_bytes', [0, 512 * 2**20])
+def test_two_processes_share_one_cache(tmp_path, memory_bytes):
     probe = FeatureCache(tmp_path / 'probe')
     probe.put(probe.namespace({}), '0' * 64, maps_of(0))
     entry = probe.size_bytes()
@@ -148,7 +152,8 @@ def test_two_processes_share_one_cache(tmp_path):
     barrier = ctx.Barrier(2)
     queue = ctx.Queue()
     procs = [ctx.Process(target=_worker,
-                         args=(root, max_bytes, start, barrier, queue))
+                         args=(root, max_bytes, memory_bytes, start,
+                               barrier, queue))
              for start in (100, 200)]
     for p in procs:
         p.start()
@@ -156,7 +161,7 @@ def test_two_processes_share_one_cache(tmp_path):
         p.join(60)
         assert p.exitcode == 0
     assert [queue.get(timeout=5) for _ in procs] == [0, 0]
-    cache = FeatureCache(root, max_bytes=max_bytes)
+    cache = FeatureCache(root, max_bytes=max_bytes, memory_bytes=0)
     # bounded (each process may overshoot by < max_bytes / 10 before it
     # checks) and every surviving entry is whole and correct
     assert cache.size_bytes() <= max_bytes * 1.2
