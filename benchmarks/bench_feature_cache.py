@@ -56,8 +56,9 @@ from mmengine.config import DictAction
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-#: Stable Diffusion 1.5's U-Net architecture (diffusers ``UNet2DConditionModel``
-#: config of runwayml/stable-diffusion-v1-5), 860M parameters.
+#: Stable Diffusion 1.5's U-Net architecture (the diffusers
+#: ``UNet2DConditionModel`` config of runwayml/stable-diffusion-v1-5), 860M
+#: parameters.
 SD15_UNET = dict(
     block_out_channels=(320, 640, 1280, 1280),
     layers_per_block=2,

@@ -69,8 +69,14 @@ def test_half_storage_and_bad_arguments(tmp_path):
     ns = cache.namespace({})
     m = maps_of(1)
     cache.put(ns, 'ab' * 32, m)
-    got = cache.get(ns, 'ab' * 32)
-    assert got['s8'].dtype == torch.float32
+    got = cache.get(ns, 'ab' * 32)  # from the memory LRU
+    assert cache.memory_hits == 1
+    disk = FeatureCache(tmp_path, dtype='fp16', memory_bytes=0).get(
+        ns, 'ab' * 32)
+    for k in m:  # memory and disk hits: the same fp16-rounded maps
+        assert got[k].dtype == disk[k].dtype == torch.float32
+        assert torch.equal(got[k], m[k].half().float())
+        assert torch.equal(disk[k], got[k])
     assert torch.allclose(got['s8'], m['s8'], atol=1e-2)
     with pytest.raises(ValueError, match='dtype'):
         FeatureCache(tmp_path, dtype='int8')
@@ -215,18 +221,3 @@ def test_memory_lru_serves_hits_without_the_file(tmp_path, monkeypatch):
     assert off.memory_hits == 0 and len(loads) == 3
     with pytest.raises(ValueError, match='memory_bytes'):
         FeatureCache(tmp_path, memory_bytes=-1)
-
-
-def test_half_storage_memory_hits_equal_disk_hits(tmp_path):
-    cache = FeatureCache(tmp_path, dtype='bf16')
-    ns = cache.namespace({})
-    m = maps_of(3)
-    cache.put(ns, 'ef' * 32, m)
-    mem = cache.get(ns, 'ef' * 32)
-    disk = FeatureCache(tmp_path, dtype='bf16', memory_bytes=0).get(
-        ns, 'ef' * 32)
-    assert cache.memory_hits == 1
-    for k in m:
-        assert mem[k].dtype == torch.float32
-        assert torch.equal(mem[k], disk[k])
-        assert torch.equal(mem[k], m[k].to(torch.bfloat16).float())
