@@ -253,6 +253,7 @@ def main(argv=None):
         print(f'{ckpt} not found: timing the seeded random U-Net instead')
         cfg.model.stage1_checkpoint = None
     load0 = os.getloadavg()
+    env = environment(torch.device('cpu'))  # commit and date at the start
 
     mcfg = copy.deepcopy(cfg.model)
     mcfg.vocabulary = list(classes)
@@ -301,7 +302,6 @@ def main(argv=None):
             shutil.rmtree(cache_dir, ignore_errors=True)
     rec = statistics.median(times['recompute'])
     warm = statistics.median(times['warm'])
-    env = environment(torch.device('cpu'))
     frozen = sum(p.numel() for _, m in model._frozen_named_modules()
                  for p in m.parameters())
     trainable = sum(p.numel() for p in model.parameters()
