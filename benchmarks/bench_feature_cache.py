@@ -233,12 +233,12 @@ def breakdown_rows(acc, iters):
 def main(argv=None):
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    import imdd_mm  # noqa: F401
     from mmdet.registry import MODELS
     from mmdet.utils import register_all_modules
     from mmengine.config import Config
     from mmengine.optim import build_optim_wrapper
 
+    import imdd_mm  # noqa: F401
     from imdd_mm.utils.timing import environment
     register_all_modules()
     cfg = Config.fromfile(args.config)
