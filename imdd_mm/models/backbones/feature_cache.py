@@ -32,7 +32,13 @@ Storage (safe under several dataloader workers, processes and ranks):
   ``<cache_dir>/.evict.lock`` and deletes the least recently used entries
   (mtime, refreshed on every hit) until the cache holds 90 % of the bound;
 * an entry that vanished (evicted by another process) or cannot be read is a
-  miss and is recomputed, never an error.
+  miss and is recomputed, never an error;
+* an in-memory LRU of at most ``memory_bytes`` (per process, default
+  512 MiB, 0 disables) on top of the files: a hit there skips opening and
+  deserialising the file (the file's mtime is still refreshed, so the disk
+  LRU sees the use). Entries are content-addressed, so a memory copy of an
+  entry that another process has evicted from disk is still exact; entries
+  this process evicts from disk leave its memory too.
 """
 import fcntl
 import hashlib
@@ -40,6 +46,7 @@ import json
 import os
 import pickle
 import uuid
+from collections import OrderedDict
 from pathlib import Path
 from typing import Dict, Iterable, Optional, Sequence, Tuple
 
@@ -60,8 +67,9 @@ def _update_tensor(h, t: Tensor) -> None:
         t = t.cpu()
     t = t.contiguous()
     h.update(f'{tuple(t.shape)}|{t.dtype}|'.encode())
-    # a uint8 view hashes any dtype (bf16 has no numpy equivalent)
-    h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    # a uint8 view hashes any dtype (bf16 has no numpy equivalent); hashlib
+    # reads the array's buffer in place (no copy)
+    h.update(t.reshape(-1).view(torch.uint8).numpy())
 
 
 def module_fingerprint(named_modules: Iterable[Tuple[str, nn.Module]]) -> str:
@@ -112,6 +120,9 @@ class FeatureCache:
         dtype (str): Storage dtype, ``'fp32'`` (exact, default), ``'fp16'``
             or ``'bf16'`` (half the disk; entries are cast back to the
             requested dtype on load).
+        memory_bytes (int): Size bound of this process's in-memory LRU of
+            entries (held at the storage dtype). Defaults to 512 MiB; 0
+            reads every hit from disk.
 
     Example:
         >>> cache = FeatureCache('/tmp/fc', max_bytes=2**20)
@@ -122,18 +133,25 @@ class FeatureCache:
     """
 
     def __init__(self, cache_dir, max_bytes: int = 4 * 2**30,
-                 dtype: str = 'fp32') -> None:
+                 dtype: str = 'fp32', memory_bytes: int = 512 * 2**20) -> None:
         if dtype not in _DTYPES:
             raise ValueError(f'dtype must be one of {sorted(_DTYPES)}, got '
                              f'{dtype!r}')
         if int(max_bytes) <= 0:
             raise ValueError(f'max_bytes must be > 0, got {max_bytes}')
+        if int(memory_bytes) < 0:
+            raise ValueError(f'memory_bytes must be >= 0, got {memory_bytes}')
         self.root = Path(cache_dir)
         self.root.mkdir(parents=True, exist_ok=True)
         self.max_bytes = int(max_bytes)
+        self.memory_bytes = int(memory_bytes)
         self.dtype = _DTYPES[dtype]
         self._written_since_check = 0
+        # path -> maps at the storage dtype, least recently used first
+        self._memory: 'OrderedDict[Path, Dict[str, Tensor]]' = OrderedDict()
+        self._memory_size = 0
         self.hits = 0
+        self.memory_hits = 0
         self.misses = 0
 
     # -- identity -----------------------------------------------------------
@@ -166,8 +184,19 @@ class FeatureCache:
             dtype: torch.dtype = torch.float32
             ) -> Optional[Dict[str, Tensor]]:
         """The stored maps of ``key`` or None (missing, evicted, unreadable).
-        A hit refreshes the entry's mtime (LRU eviction)."""
+        A hit refreshes the entry's mtime (LRU eviction). The returned
+        tensors are the caller's own (never views of the memory LRU)."""
         path = self.path(ns, key)
+        maps = self._memory.get(path)
+        if maps is not None:
+            self._memory.move_to_end(path)
+            try:
+                os.utime(path)
+            except OSError:  # evicted from disk by another process
+                pass
+            self.hits += 1
+            self.memory_hits += 1
+            return {k: v.to(dtype, copy=True) for k, v in maps.items()}
         try:
             data = torch.load(path, map_location='cpu', weights_only=True)
             os.utime(path)
@@ -179,7 +208,28 @@ class FeatureCache:
             self.misses += 1
             return None
         self.hits += 1
-        return {k: v.to(dtype) for k, v in data['maps'].items()}
+        self._remember(path, data['maps'])
+        return {k: v.to(dtype, copy=True) for k, v in data['maps'].items()}
+
+    def _remember(self, path: Path, maps: Dict[str, Tensor]) -> None:
+        """Add one entry (storage dtype) to the memory LRU, dropping the
+        least recently used ones beyond ``memory_bytes``."""
+        size = sum(v.numel() * v.element_size() for v in maps.values())
+        if size > self.memory_bytes:
+            return
+        self._forget(path)
+        self._memory[path] = maps
+        self._memory_size += size
+        while self._memory_size > self.memory_bytes:
+            _, old = self._memory.popitem(last=False)
+            self._memory_size -= sum(v.numel() * v.element_size()
+                                     for v in old.values())
+
+    def _forget(self, path: Path) -> None:
+        old = self._memory.pop(path, None)
+        if old is not None:
+            self._memory_size -= sum(v.numel() * v.element_size()
+                                     for v in old.values())
 
     def put(self, ns: str, key: str, maps: Dict[str, Tensor]) -> None:
         """Store one sample's maps (each (C, H, W)) under ``key``."""
@@ -195,6 +245,7 @@ class FeatureCache:
         finally:
             if tmp.exists():
                 tmp.unlink()
+        self._remember(path, payload['maps'])
         self._written_since_check += path.stat().st_size \
             if path.exists() else 0
         if self._written_since_check > self.max_bytes // 10:
@@ -240,6 +291,7 @@ class FeatureCache:
                         removed += 1
                     except FileNotFoundError:
                         pass
+                    self._forget(path)
                     total -= size
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)

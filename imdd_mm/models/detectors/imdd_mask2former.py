@@ -94,8 +94,9 @@ class IMDDMask2Former(CachedFeaturesMixin, FrozenModulesMixin, MaskFormer):
         test_vocabulary (Sequence[str], optional): Vocabulary for predict.
         feature_cache (dict, optional): Cached-features mode:
             ``dict(cache_dir=..., max_bytes=4 * 2**30, dtype='fp32',
-            flip_features=True)`` runs the frozen path once per distinct
-            input and reads its maps from disk afterwards
+            memory_bytes=512 * 2**20, flip_features=True)`` runs the frozen
+            path once per distinct input and reads its maps from disk (or
+            the in-memory LRU) afterwards
             (:class:`CachedFeaturesMixin`). None (default) recomputes.
         train_cfg / test_cfg / data_preprocessor / init_cfg: As in mmdet.
             ``test_cfg`` keys: ``max_per_image`` (100), ``mask_thr`` (0.5),
@@ -213,6 +214,7 @@ class IMDDMask2Former(CachedFeaturesMixin, FrozenModulesMixin, MaskFormer):
     def _apply(self, fn, *args, **kwargs):
         super()._apply(fn, *args, **kwargs)  # moves the frozen networks too
         self._cond_cache = {}
+        self._fc_tensors = None  # conversions may swap tensors in place
         return self
 
     def train(self, mode: bool = True):

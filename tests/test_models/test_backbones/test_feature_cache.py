@@ -69,8 +69,14 @@ def test_half_storage_and_bad_arguments(tmp_path):
     ns = cache.namespace({})
     m = maps_of(1)
     cache.put(ns, 'ab' * 32, m)
-    got = cache.get(ns, 'ab' * 32)
-    assert got['s8'].dtype == torch.float32
+    got = cache.get(ns, 'ab' * 32)  # from the memory LRU
+    assert cache.memory_hits == 1
+    disk = FeatureCache(tmp_path, dtype='fp16', memory_bytes=0).get(
+        ns, 'ab' * 32)
+    for k in m:  # memory and disk hits: the same fp16-rounded maps
+        assert got[k].dtype == disk[k].dtype == torch.float32
+        assert torch.equal(got[k], m[k].half().float())
+        assert torch.equal(disk[k], got[k])
     assert torch.allclose(got['s8'], m['s8'], atol=1e-2)
     with pytest.raises(ValueError, match='dtype'):
         FeatureCache(tmp_path, dtype='int8')
@@ -119,9 +125,10 @@ def test_flip_maps():
         flip_maps(m, 'sideways')
 
 
-def _worker(root, max_bytes, start, barrier, queue):
+def _worker(root, max_bytes, memory_bytes, start, barrier, queue):
     torch.set_num_threads(1)
-    cache = FeatureCache(root, max_bytes=max_bytes)
+    cache = FeatureCache(root, max_bytes=max_bytes,
+                         memory_bytes=memory_bytes)
     ns = cache.namespace(dict(frozen_weights='w'))
     barrier.wait()
     bad = 0
@@ -138,7 +145,10 @@ def _worker(root, max_bytes, start, barrier, queue):
     queue.put(bad)
 
 
-def test_two_processes_share_one_cache(tmp_path):
+# memory_bytes=0: every read goes to the files the other process writes
+# and evicts; the default: memory hits on top (copies of evicted entries)
+@pytest.mark.parametrize('memory_bytes', [0, 512 * 2**20])
+def test_two_processes_share_one_cache(tmp_path, memory_bytes):
     probe = FeatureCache(tmp_path / 'probe')
     probe.put(probe.namespace({}), '0' * 64, maps_of(0))
     entry = probe.size_bytes()
@@ -148,7 +158,8 @@ def test_two_processes_share_one_cache(tmp_path):
     barrier = ctx.Barrier(2)
     queue = ctx.Queue()
     procs = [ctx.Process(target=_worker,
-                         args=(root, max_bytes, start, barrier, queue))
+                         args=(root, max_bytes, memory_bytes, start,
+                               barrier, queue))
              for start in (100, 200)]
     for p in procs:
         p.start()
@@ -156,7 +167,7 @@ def test_two_processes_share_one_cache(tmp_path):
         p.join(60)
         assert p.exitcode == 0
     assert [queue.get(timeout=5) for _ in procs] == [0, 0]
-    cache = FeatureCache(root, max_bytes=max_bytes)
+    cache = FeatureCache(root, max_bytes=max_bytes, memory_bytes=0)
     # bounded (each process may overshoot by < max_bytes / 10 before it
     # checks) and every surviving entry is whole and correct
     assert cache.size_bytes() <= max_bytes * 1.2
@@ -169,3 +180,44 @@ def test_two_processes_share_one_cache(tmp_path):
             survivors += 1
             assert torch.equal(got['vae_s4'], maps_of(i)['vae_s4'])
     assert survivors >= 5
+
+
+def test_memory_lru_serves_hits_without_the_file(tmp_path, monkeypatch):
+    m0, m1, m2 = maps_of(0), maps_of(1), maps_of(2)
+    entry = sum(v.numel() * v.element_size() for v in m0.values())
+    cache = FeatureCache(tmp_path, memory_bytes=int(entry * 2.5))
+    ns = cache.namespace({})
+    keys = [f'{i:02d}' * 32 for i in range(3)]
+    for k, m in zip(keys, (m0, m1, m2)):
+        cache.put(ns, k, m)
+    # the bound holds two entries: the first one put left memory
+    assert cache.path(ns, keys[0]) not in cache._memory
+    loads = []
+    real_load = torch.load
+    monkeypatch.setattr(torch, 'load',
+                        lambda *a, **k: loads.append(1) or real_load(*a, **k))
+    old = os.stat(cache.path(ns, keys[2])).st_mtime
+    os.utime(cache.path(ns, keys[2]), (old - 100, old - 100))
+    got = cache.get(ns, keys[2])
+    assert not loads and cache.memory_hits == 1
+    assert torch.equal(got['s8'], m2['s8'])
+    # a memory hit still refreshes the file's mtime (disk LRU)
+    assert os.stat(cache.path(ns, keys[2])).st_mtime > old - 50
+    # the caller owns the returned tensors
+    got['s8'].zero_()
+    assert torch.equal(cache.get(ns, keys[2])['s8'], m2['s8'])
+    # a disk read puts the entry back in memory (evicting the LRU one)
+    assert torch.equal(cache.get(ns, keys[0])['vae_s4'], m0['vae_s4'])
+    assert len(loads) == 1
+    cache.get(ns, keys[0])
+    assert len(loads) == 1
+    # an entry evicted from disk by another process is still exact in memory
+    os.remove(cache.path(ns, keys[0]))
+    assert torch.equal(cache.get(ns, keys[0])['s8'], m0['s8'])
+    # memory_bytes=0 reads every hit from disk
+    off = FeatureCache(tmp_path, memory_bytes=0)
+    off.get(ns, keys[2])
+    off.get(ns, keys[2])
+    assert off.memory_hits == 0 and len(loads) == 3
+    with pytest.raises(ValueError, match='memory_bytes'):
+        FeatureCache(tmp_path, memory_bytes=-1)

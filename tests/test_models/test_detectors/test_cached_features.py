@@ -114,3 +114,35 @@ def test_refused_when_features_depend_on_more_than_the_image(
     with pytest.raises(ValueError, match=match):
         build(tiny_cfg, feature_cache=dict(cache_dir=str(tmp_path)),
               **override)
+
+
+@pytest.mark.parametrize('change', ['parameter', 'submodule', 'dtype'])
+def test_replaced_frozen_tensors_invalidate(tiny_cfg, tmp_path, change):
+    """The per-iteration check reads cached tensor lists; replacing a frozen
+    parameter or submodule (not an in-place change) must still re-key."""
+    model = build(tiny_cfg, feature_cache=dict(cache_dir=str(tmp_path)))
+    predict(model, make_samples(['defect']))
+    ns = model._fc_ns
+    state = model._frozen_state()
+    assert model._frozen_state() == state  # nothing changed: same state
+    predict(model, make_samples(['defect']))
+    assert model._fc_ns == ns and model.feature_cache.hits == 1
+    conv = model.backbone.unet.conv_in
+    if change == 'parameter':
+        conv.weight = torch.nn.Parameter(conv.weight.detach() * 1.5,
+                                         requires_grad=False)
+    elif change == 'submodule':
+        new = copy.deepcopy(conv)
+        with torch.no_grad():
+            new.bias.add_(0.5)
+        model.backbone.unet.conv_in = new
+    else:  # a conversion moves every frozen tensor to a new storage
+        model.backbone.unet.double()
+        assert model._frozen_state() != state
+        model.backbone.unet.float()
+        conv.weight.requires_grad_(False)
+        with torch.no_grad():
+            conv.weight.mul_(1.5)
+    predict(model, make_samples(['defect']))
+    assert model._fc_ns != ns
+    assert model.feature_cache.misses == 2
