@@ -150,3 +150,13 @@ def test_fair_scores_and_bound():
     assert torch.allclose(model.normalize_scores(scores), scores / bound)
     with pytest.raises(ValueError, match='odd'):
         FrequencyRestorationAD(mean_filter_size=4)
+    with pytest.raises(ValueError, match='squared'):
+        FrequencyRestorationAD(error='l1')
+    # 'squared': the channel-mean squared error of the clamped restoration
+    model.error, model.mean_filter_size = 'squared', 1
+    maps, scores = model.anomaly_maps(x)
+    x01 = (x + 1) / 2
+    with torch.no_grad():
+        rec = model.restorer(model.high_pass(x01)).clamp(0, 1)
+    assert torch.allclose(maps, ((x01 - rec)**2).mean(dim=1), atol=1e-6)
+    assert torch.allclose(model.normalize_scores(scores), scores)
