@@ -227,7 +227,7 @@ class FrequencyRestorationAD(BaseAnomalyDetector):
     Normalisation: the MSGMS map lies in [0, 1]; with the restoration
     clamped to [0, 1], ``|a - a_hat|, |b - b_hat| < 256``; so
     ``normalize_scores`` divides by ``1 + color_weight * 2 * 256 ** 2``
-    (a fixed increasing map); the ``'squared'`` error lies in [0, 1].
+    (a fixed increasing map).
 
     Args:
         base_channels (int): U-Net width ``w``. Defaults to 128.
@@ -243,10 +243,6 @@ class FrequencyRestorationAD(BaseAnomalyDetector):
             0.0003.
         mean_filter_size (int): Side of the mean filter applied to the
             map. Defaults to 21 (256-px inputs).
-        error (str): ``'msgms'`` (FAIR's score: MSGMS + ``color_weight`` x
-            the CIELAB a/b squared error) or ``'squared'`` (channel-mean
-            squared error of the [0, 1] images; the offline CI check uses
-            it, see the README). Defaults to ``'msgms'``.
         smooth_sigma (float): Extra Gaussian smoothing of the shared
             post-processing. Defaults to 0 (the mean filter replaces it).
     """
@@ -261,7 +257,6 @@ class FrequencyRestorationAD(BaseAnomalyDetector):
                  msgms_scales: int = 2,
                  color_weight: float = 0.0003,
                  mean_filter_size: int = 21,
-                 error: str = 'msgms',
                  smooth_sigma: float = 0.0,
                  image_threshold: float = 0.5,
                  data_preprocessor: OptConfigType = None,
@@ -276,10 +271,6 @@ class FrequencyRestorationAD(BaseAnomalyDetector):
         if mean_filter_size < 1 or mean_filter_size % 2 == 0:
             raise ValueError(f'mean_filter_size must be odd and >= 1, got '
                              f'{mean_filter_size}')
-        if error not in ('msgms', 'squared'):
-            raise ValueError(f"error must be 'msgms' or 'squared', got "
-                             f'{error!r}')
-        self.error = error
         self.restorer = AdditiveSkipUNet(1, 3, base_channels, num_stages)
         self.cutoff = float(cutoff)
         self.order = int(order)
@@ -320,18 +311,15 @@ class FrequencyRestorationAD(BaseAnomalyDetector):
         inputs: Tensor,
         data_samples: Optional[List[DetDataSample]] = None
     ) -> Tuple[Tensor, Tensor]:
-        """Error map (``error``) after the mean filter (B, H, W) and its
+        """MSGMS + colour map after the mean filter (B, H, W) and its
         maximum per image (B,)."""
         x = (inputs.float() + 1.0) * 0.5
         with torch.no_grad():
             out = self.restore(x).clamp(0.0, 1.0)
-        if self.error == 'squared':
-            maps = ((x - out)**2).mean(dim=1)
-        else:
-            maps = msgms_map(out, x, self.msgms_scales)
-            if self.color_weight > 0:
-                diff = (rgb_to_lab(x) - rgb_to_lab(out))[:, 1:]
-                maps = maps + self.color_weight * (diff**2).sum(dim=1)
+        maps = msgms_map(out, x, self.msgms_scales)
+        if self.color_weight > 0:
+            diff = (rgb_to_lab(x) - rgb_to_lab(out))[:, 1:]
+            maps = maps + self.color_weight * (diff**2).sum(dim=1)
         k = self.mean_filter_size
         if k > 1:  # one map at a time: independent of the batch
             kernel = maps.new_full((1, 1, k, k), 1.0 / k**2)
@@ -342,6 +330,5 @@ class FrequencyRestorationAD(BaseAnomalyDetector):
         return maps, maps.flatten(1).max(dim=1).values
 
     def normalize_scores(self, scores: Tensor) -> Tensor:
-        bound = 1.0 if self.error == 'squared' else (
-            1.0 + self.color_weight * 2 * 256.0**2)
+        bound = 1.0 + self.color_weight * 2 * 256.0**2
         return (scores / bound).clamp(0.0, 1.0)
