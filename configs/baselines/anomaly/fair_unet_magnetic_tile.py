@@ -3,11 +3,11 @@
 # 'FAIR' (FAIR-style).
 #   python tools/train.py THIS_CONFIG
 #   python tools/test.py THIS_CONFIG \
-#       work_dirs/fair_unet_magnetic_tile/epoch_200.pth
+#       work_dirs/fair_unet_magnetic_tile/epoch_800.pth
 _base_ = [
     './_base_/models/fair_unet.py',
     './_base_/datasets/magnetic_tile.py',
-    './_base_/schedules/adamw_200e.py',
+    './_base_/schedules/adam_800e.py',
     './_base_/default_runtime.py',
 ]
-train_dataloader = dict(batch_size=16)
+train_dataloader = dict(batch_size=8)  # FAIR: batch 8

@@ -1,28 +1,32 @@
 # Copyright (c) imdd-mm contributors. Licensed under the Apache License 2.0.
 """Diversity-measurable reconstruction in the spirit of DMAD (Liu et al.,
-"Diversity-Measurable Anomaly Detection", CVPR 2023), written for imdd-mm
-from the paper's abstract. Not a diffusion model.
+"Diversity-Measurable Anomaly Detection", CVPR 2023, arXiv:2303.05047),
+written for imdd-mm (clean-room). Not a diffusion model.
 
-What the abstract states and this implements: an encoder whose latent goes
-through an **information compression module** (here a memory of
-prototypes, vector-quantised with a straight-through estimator), a decoder
-that produces a **prototypical reference** image, and a **Pyramid
-Deformation Module** (PDM) that estimates **multi-scale deformation fields
-from the reconstructed reference to the original input**; the final
-reconstruction is the warped reference, and the anomaly score measures
-both the remaining reconstruction error and the severity of the
-deformation (diversity that normal variation explains is cheap, anomalies
-need large deformations or cannot be matched).
+Sources: the abstract and the official code (github.com/FlappyPeggy/DMAD,
+read for facts only; configs/baselines/anomaly/README.md, "Faithfulness",
+lists what comes from where).
 
-What we could not read and chose ourselves (hence "DMAD-style"): the
-network architecture (here a stride-8 conv encoder/decoder without skip
-connections and one small conv net per pyramid level), the memory size, the
-loss weights (reconstruction of the warped and of the plain reference,
-VQ/commitment, total variation of the field), the deformation bound, the
-score formula (here ``||x - warp(r)||^2`` channel mean + ``deform_weight``
-times the field magnitude in normalised image units) and the
-industrial-image variant of the paper (its MVTec AD numbers may come from a
-feature-space version).
+What this implements (the abstract's design, in image space, the shape of
+the code's ``DMAD-PDM`` variant): an encoder whose latent goes through an
+**information compression module** (a memory of prototypes,
+vector-quantised with a straight-through estimator; codebook loss + 0.25 x
+commitment, as the official VQ layer), a decoder that produces a
+**prototypical reference** image, and a **Pyramid Deformation Module**
+(PDM) estimating **multi-scale deformation fields from the reconstructed
+reference to the original input**; the final reconstruction is the warped
+reference, and the anomaly score measures both the remaining error and the
+severity of the deformation.
+
+Not implemented (hence "DMAD-style"): the variant behind the paper's MVTec
+AD numbers, the code's ``DMAD-PPDM``: a pre-deformation module on the input
+image followed by Reverse Distillation of a frozen WRN-50 through a VQ
+bottleneck, scored by feature cosine distance warped back plus a weighted
+deformation magnitude. Our choices: a stride-8 conv encoder/decoder without
+skips, one small conv net per pyramid level, the memory size, the loss
+weights (plain-reference error 0.1, total variation 0.1), the bound of the
+offsets, and the score ``||x - warp(r)||^2`` channel mean +
+``deform_weight`` x the field magnitude in normalised image units.
 """
 from typing import Dict, List, Optional, Sequence, Tuple
 

@@ -429,19 +429,6 @@ def test_clip_prompts_follow_each_images_object():
 
 
 # ----------------------------------------------------------- DMAD / FAIR
-def test_gaussian_high_pass_removes_low_frequencies():
-    from imdd_mm.models.anomaly.frequency_restoration import \
-        gaussian_high_pass
-    yy, xx = torch.meshgrid(torch.arange(32.0), torch.arange(32.0),
-                            indexing='ij')
-    low = 0.5 + 0.0 * xx  # constant
-    high = torch.cos(torch.pi * xx)  # Nyquist in x
-    out = gaussian_high_pass(torch.stack([low, high])[None], cutoff=0.05)
-    assert out[0, 0].abs().max() < 1e-5
-    # gain at 0.5 cycles/px: 1 - exp(-0.25 / (2 * 0.0025)) ~ 1
-    assert torch.allclose(out[0, 1], high, atol=1e-4)
-
-
 def test_warp_identity_and_shift():
     from imdd_mm.models.anomaly.diversity_measurable import warp
     img = torch.arange(25.0).view(1, 1, 5, 5)

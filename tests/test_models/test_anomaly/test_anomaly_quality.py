@@ -171,8 +171,9 @@ def run_dmad(data):
 
 
 def run_fair(data):
-    model = FrequencyRestorationAD(base_channels=8, num_stages=3)
-    train(model, data, steps=120, lr=3e-3)
+    model = FrequencyRestorationAD(base_channels=16, num_stages=4,
+                                   mean_filter_size=5)  # 21 at 256 px
+    train(model, data, steps=120, lr=1e-3)
     return predict_maps(model, data)
 
 

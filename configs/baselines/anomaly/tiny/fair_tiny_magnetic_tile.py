@@ -1,7 +1,8 @@
 # Copyright (c) imdd-mm contributors. Licensed under the Apache License 2.0.
 # Tiny CPU FAIR-style model (64 px, 1 epoch) on Magnetic Tile.
 _base_ = ['../fair_unet_magnetic_tile.py', './_tiny_data.py']
-model = dict(base_channels=8, num_stages=3)
+model = dict(base_channels=16, num_stages=4,
+             mean_filter_size=5)  # 21 x 21 at 256 px
 train_cfg = dict(max_epochs=1, val_interval=1)
 optim_wrapper = dict(optimizer=dict(lr=1e-3))
 train_dataloader = dict(

@@ -1,8 +1,12 @@
 # Copyright (c) imdd-mm contributors. Licensed under the Apache License 2.0.
-# DMAD-style diversity-measurable reconstruction (Liu et al., CVPR 2023),
-# Table 6 column "DMAD" (printed as DMAD-style: built from the paper's
-# abstract; architecture, loss weights and score formula are our choices,
-# see imdd_mm/models/anomaly/diversity_measurable.py). Not a diffusion
+# DMAD-style diversity-measurable reconstruction (Liu et al., CVPR 2023,
+# arXiv:2303.05047), Table 6 column "DMAD". Printed as DMAD-style: the
+# abstract's image-space design (prototype reference + pyramid deformation
+# from the reference to the input); the paper's MVTec AD numbers come from
+# the official code's feature-space DMAD-PPDM variant (pre-deformation +
+# Reverse Distillation of a frozen WRN-50), not implemented here; widths,
+# memory size, loss weights and score weights are ours
+# (configs/baselines/anomaly/README.md, "Faithfulness"). Not a diffusion
 # model. Trained from scratch on normal images: no pretrained weights.
 model = dict(
     type='DiversityMeasurableAD',
