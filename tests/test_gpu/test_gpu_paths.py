@@ -183,3 +183,29 @@ def test_dist_train_one_process_nccl(tmp_path):
     assert rec['backend'] == 'nccl'
     assert rec['device'].startswith('cuda')
     assert rec['iters'] == 6 and (work / 'iter_6.pth').is_file()
+
+
+def test_greedy_coreset_cuda_matches_cpu():
+    """PatchCore's exact greedy coreset on the GPU (``device='cuda'``)
+    picks the points the CPU picks: the same first selections (far-apart
+    points, no near ties) and the same coverage radius (the largest
+    distance of any point to its nearest selected point, what the greedy
+    k-center minimises) within fp32 rounding; indices come back on the
+    features' device."""
+    from imdd_mm.models.anomaly.memory_bank import (greedy_coreset,
+                                                    nearest_neighbors)
+    gen = torch.Generator().manual_seed(0)
+    feats = torch.randn(20000, 256, generator=gen)
+    cpu = greedy_coreset(feats, 500, projection_dim=128, seed=0)
+    gpu = greedy_coreset(feats, 500, projection_dim=128, seed=0,
+                         device='cuda')
+    assert gpu.device.type == 'cpu' and gpu.shape == cpu.shape
+    assert torch.equal(gpu[:32], cpu[:32])
+    radius = {}
+    for key, idx in (('cpu', cpu), ('gpu', gpu)):
+        dist, _ = nearest_neighbors(feats, feats[idx], k=1)
+        radius[key] = float(dist.max())
+    assert radius['gpu'] == pytest.approx(radius['cpu'], rel=1e-3)
+    on_gpu = greedy_coreset(feats.cuda(), 500, projection_dim=128, seed=0)
+    assert on_gpu.device.type == 'cuda'
+    assert torch.equal(on_gpu.cpu()[:32], cpu[:32])
