@@ -197,6 +197,19 @@ def split_vocabulary(converted: Path, novel_arg: Optional[str],
                                  max_test_images=max_test, seed=seed)
 
 
+def data_section(ann: Path, image_root: Path) -> str:
+    """Config text: training on ``train_base.json`` (``base_classes``),
+    validation and test on ``test_all.json`` (``all_classes``)."""
+    return f'''train_dataloader = dict(dataset=dict(
+    data_root='', ann_file='{ann / "train_base.json"}',
+    data_prefix=dict(img='{image_root}/'), metainfo=dict(classes=base_classes)))
+val_dataloader = dict(dataset=dict(
+    data_root='', ann_file='{ann / "test_all.json"}',
+    data_prefix=dict(img='{image_root}/'), metainfo=dict(classes=all_classes)))
+test_dataloader = val_dataloader
+'''
+
+
 def write_configs(out: Path, converted: Path, image_root: Path, split: Dict,
                   args) -> Dict[str, Path]:
     cfg_dir = out / 'configs'
@@ -245,14 +258,7 @@ model = dict(
     # the frozen path runs once per training image; later epochs read it
     feature_cache=dict(cache_dir='{out / "feature_cache"}',
                        max_bytes=2 * 2**30))
-train_dataloader = dict(dataset=dict(
-    data_root='', ann_file='{ann / "train_base.json"}',
-    data_prefix=dict(img='{image_root}/'), metainfo=dict(classes=base_classes)))
-val_dataloader = dict(dataset=dict(
-    data_root='', ann_file='{ann / "test_all.json"}',
-    data_prefix=dict(img='{image_root}/'), metainfo=dict(classes=all_classes)))
-test_dataloader = val_dataloader
-val_evaluator = [
+{data_section(ann, image_root)}val_evaluator = [
     dict(type='IMDDClassificationMetric'),
     dict(type='MaskBoxDetectionMetric', box_mode='mask'),
     dict(type='DefectSegMetric'),
@@ -334,14 +340,7 @@ custom_hooks = {settings["custom_hooks"]!r}
     paths['stage1_checkpoint'] = stage1_ckpt
     data = f'''base_classes = {tuple(split["base"])!r}
 all_classes = {tuple(split["all"])!r}
-train_dataloader = dict(dataset=dict(
-    data_root='', ann_file='{ann / "train_base.json"}',
-    data_prefix=dict(img='{image_root}/'), metainfo=dict(classes=base_classes)))
-val_dataloader = dict(dataset=dict(
-    data_root='', ann_file='{ann / "test_all.json"}',
-    data_prefix=dict(img='{image_root}/'), metainfo=dict(classes=all_classes)))
-test_dataloader = val_dataloader
-# trained for {args.budget:g} s of this process's CPU time (the same for our
+{data_section(ann, image_root)}# trained for {args.budget:g} s of this process's CPU time (the same for our
 # Stage 2 and the U-Net); the model reached is <work_dir>/time_budget.pth
 custom_hooks = [
     dict(type='VocabularyHook'),

@@ -5,7 +5,6 @@ the same data and CPU-time budget, and a CI-sized end-to-end run on real
 Magnetic Tile images puts our model, the plain U-Net and the two model-free
 maps in one table (Markdown, CSV and the HTML report)."""
 import csv
-import importlib.util
 import json
 import os
 import subprocess
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 from mmengine.config import Config
 
+from ..demo_tool import load_demo_tool
 from ..test_models.test_detectors._mt_subset import link_subset, \
     shared_mt_root
 
@@ -23,11 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _demo():
-    spec = importlib.util.spec_from_file_location('imdd_demo_tool',
-                                                  REPO / 'tools' / 'demo.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_demo_tool()
 
 
 def test_scaled_stage1_schedule_follows_the_small_recipe():
