@@ -114,7 +114,7 @@ def test_real_data_demo_puts_unet_and_maps_beside_ours(tmp_path):
         [sys.executable, 'tools/demo.py', '--data', str(data), '--out-dir',
          str(out), '--novel', 'break', '--stage1-iters', '2', '--budget',
          '3', '--max-test-images', '8'],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=3600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
     # both models trained for the same CPU-time budget
