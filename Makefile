@@ -6,6 +6,8 @@ PYTEST_ARGS ?=
 DATA ?=
 SOURCE ?=
 NOVEL ?=
+STAGE1 ?=
+BUDGET ?=
 
 .PHONY: install test demo clean-venv
 
@@ -16,7 +18,7 @@ test: install
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 demo: install
-	$(PY) tools/demo.py $(if $(DATA),--data $(DATA),) $(if $(SOURCE),--source $(SOURCE),) $(if $(NOVEL),--novel $(NOVEL),)
+	$(PY) tools/demo.py $(if $(DATA),--data $(DATA),) $(if $(SOURCE),--source $(SOURCE),) $(if $(NOVEL),--novel $(NOVEL),) $(if $(STAGE1),--stage1 $(STAGE1),) $(if $(BUDGET),--budget $(BUDGET),)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -13,24 +13,36 @@ Steps (each one a tool a user runs by hand too; the commands are printed):
 3. the open-vocabulary split: ``--novel`` classes (default: the last defect
    class; none for a single-class dataset or with ``--novel none``) are
    removed from training and named only at test time;
-4. tiny Stage-1 diffusion pretraining on the training images' captions;
-5. tiny Stage-2 training of the open-vocabulary Mask2Former on the base
+4. Stage-1 diffusion pretraining on the training images' captions (or
+   ``--stage1 CKPT``, a Stage-1 checkpoint of the recipe, for real data);
+5. Stage-2 training of the open-vocabulary Mask2Former on the base
    classes, its backbone loaded from the Stage-1 checkpoint;
 6. evaluation on the test split with the full vocabulary (base + novel):
    classification, mask-derived boxes, segmentation and anomaly metrics;
-7. the benchmark table (Markdown + CSV) and the HTML report.
+7. the benchmark tables (Markdown + CSV), also in the HTML report.
+
+Generated surfaces (the default) use the *tiny* recipe
+(``configs/imdd/tiny``) for a fixed number of iterations (about 2-3 min on
+2 CPU cores). A real dataset (``--data``) uses the *small* recipe
+(``configs/imdd/small``: Stage 2 = ``study_a.py`` = ``stage2_small.py``
+trained for ``--budget`` seconds of process CPU time), and trains the plain
+supervised U-Net baseline (``study_c.py``) on the same training images for
+the same CPU time; both are tested on the same test split beside two
+model-free maps (about 15 min on 2 idle CPU cores with ``--stage1``).
 
 The configs it writes to ``OUT/configs`` are complete examples of "one new
-config per dataset": they inherit the tiny configs and only set paths.
+config per dataset": they inherit the recipe's configs and only set paths.
 
 Example:
     python tools/demo.py                     # embedded default data
-    python tools/demo.py --data ../shared/data/magnetic_tile
+    python tools/demo.py --data ../shared/data/magnetic_tile \
+        --stage1 work_dirs/stage1_small/iter_600.pth
 """
 import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -54,8 +66,24 @@ def parse_args():
         help='comma-separated classes held out of training and named only '
         'at test time, or "none" (default: the last defect class; none when '
         'the dataset has one class)')
-    parser.add_argument('--stage1-iters', type=int, default=100)
-    parser.add_argument('--stage2-iters', type=int, default=800)
+    parser.add_argument(
+        '--stage1', default=None,
+        help='real data: a Stage-1 checkpoint of the small recipe (e.g. '
+        'work_dirs/stage1_small/iter_600.pth, configs/imdd/small/'
+        'stage1_small.py) instead of the demo\'s own short Stage 1 on the '
+        'training images')
+    parser.add_argument(
+        '--stage1-iters', type=int, default=None,
+        help='iterations of the demo\'s own Stage 1 (default: 100 tiny on '
+        'generated surfaces, 200 small on real data)')
+    parser.add_argument(
+        '--stage2-iters', type=int, default=800,
+        help='generated surfaces: Stage-2 iterations (real data trains for '
+        '--budget seconds)')
+    parser.add_argument(
+        '--budget', type=float, default=240,
+        help='real data: process CPU seconds of training (TimeBudgetHook, '
+        'clock=cpu) for our Stage 2 and, the same, for the plain U-Net')
     parser.add_argument(
         '--images-per-class', type=int, default=24,
         help='generated training images per class (val/test get a quarter '
@@ -169,6 +197,19 @@ def split_vocabulary(converted: Path, novel_arg: Optional[str],
                                  max_test_images=max_test, seed=seed)
 
 
+def data_section(ann: Path, image_root: Path) -> str:
+    """Config text: training on ``train_base.json`` (``base_classes``),
+    validation and test on ``test_all.json`` (``all_classes``)."""
+    return f'''train_dataloader = dict(dataset=dict(
+    data_root='', ann_file='{ann / "train_base.json"}',
+    data_prefix=dict(img='{image_root}/'), metainfo=dict(classes=base_classes)))
+val_dataloader = dict(dataset=dict(
+    data_root='', ann_file='{ann / "test_all.json"}',
+    data_prefix=dict(img='{image_root}/'), metainfo=dict(classes=all_classes)))
+test_dataloader = val_dataloader
+'''
+
+
 def write_configs(out: Path, converted: Path, image_root: Path, split: Dict,
                   args) -> Dict[str, Path]:
     cfg_dir = out / 'configs'
@@ -217,14 +258,7 @@ model = dict(
     # the frozen path runs once per training image; later epochs read it
     feature_cache=dict(cache_dir='{out / "feature_cache"}',
                        max_bytes=2 * 2**30))
-train_dataloader = dict(dataset=dict(
-    data_root='', ann_file='{ann / "train_base.json"}',
-    data_prefix=dict(img='{image_root}/'), metainfo=dict(classes=base_classes)))
-val_dataloader = dict(dataset=dict(
-    data_root='', ann_file='{ann / "test_all.json"}',
-    data_prefix=dict(img='{image_root}/'), metainfo=dict(classes=all_classes)))
-test_dataloader = val_dataloader
-val_evaluator = [
+{data_section(ann, image_root)}val_evaluator = [
     dict(type='IMDDClassificationMetric'),
     dict(type='MaskBoxDetectionMetric', box_mode='mask'),
     dict(type='DefectSegMetric'),
@@ -236,6 +270,104 @@ train_cfg = dict(type='IterBasedTrainLoop', max_iters={args.stage2_iters},
 default_hooks = dict(checkpoint=dict(interval={args.stage2_iters}))
 ''')
     return dict(stage1=stage1, stage2=stage2)
+
+
+SMALL = REPO / 'configs' / 'imdd' / 'small'
+
+
+def scaled_stage1_settings(max_iters: int) -> Dict:
+    """The small Stage 1's schedule (``stage1_small.py``) shortened to
+    ``max_iters``: warm-up and cosine ends scaled with the iterations, and
+    the EMA momentum scaled inversely, so that the initial weights keep the
+    same (negligible) share of the averaged model as in the full run."""
+    from mmengine.config import Config
+    base = Config.fromfile(str(SMALL / 'stage1_small.py'))
+    ratio = max_iters / base.train_cfg.max_iters
+    schedulers = []
+    for sched in base.param_scheduler:
+        sched = dict(sched)
+        for key in ('begin', 'end', 'T_max'):
+            if key in sched:
+                sched[key] = max(1, round(sched[key] * ratio)) \
+                    if sched[key] else 0
+        schedulers.append(sched)
+    hooks = []
+    for hook in base.custom_hooks:
+        hook = dict(hook)
+        if hook.get('type') == 'EMAHook':
+            hook['momentum'] = min(0.5, hook['momentum'] / ratio)
+        hooks.append(hook)
+    return dict(param_scheduler=schedulers, custom_hooks=hooks)
+
+
+def write_small_configs(out: Path, converted: Path, image_root: Path,
+                        split: Dict, args) -> Dict[str, Path]:
+    """Real data: the small recipe's configs pointed at the converted
+    dataset. Stage 2 inherits ``study_a.py`` (= ``stage2_small.py`` for a
+    CPU-time budget), the U-Net ``study_c.py``; both get the same training
+    file, test file and ``--budget``."""
+    cfg_dir = out / 'configs'
+    cfg_dir.mkdir(parents=True, exist_ok=True)
+    ann = converted / 'annotations'
+    paths = {}
+    if args.stage1 is None:
+        iters = args.stage1_iters
+        stage1 = cfg_dir / 'demo_stage1_small.py'
+        settings = scaled_stage1_settings(iters)
+        stage1.write_text(f'''# The small recipe's Stage 1 (configs/imdd/small/stage1_small.py), shortened
+# to {iters} iterations, on the demo's training images' captions.
+_base_ = ['{SMALL / "stage1_small.py"}']
+max_iters = {iters}
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters)
+train_dataloader = dict(dataset=dict(
+    _delete_=True,
+    type='ImageCaptionDataset',
+    ann_file='{converted / "captions.jsonl"}',
+    img_root_override='{image_root}',
+    split=['train'],
+    pipeline={{{{_base_.train_pipeline}}}}))
+default_hooks = dict(checkpoint=dict(interval=max_iters))
+# stage1_small.py's schedule and EMA scaled to {iters} iterations
+param_scheduler = {settings["param_scheduler"]!r}
+custom_hooks = {settings["custom_hooks"]!r}
+''')
+        paths['stage1'] = stage1
+        stage1_ckpt = out / 'stage1_small' / f'iter_{iters}.pth'
+    else:
+        stage1_ckpt = Path(args.stage1).resolve()
+        if not stage1_ckpt.is_file():
+            raise SystemExit(f'--stage1 {args.stage1}: no such checkpoint')
+    paths['stage1_checkpoint'] = stage1_ckpt
+    data = f'''base_classes = {tuple(split["base"])!r}
+all_classes = {tuple(split["all"])!r}
+{data_section(ann, image_root)}# trained for {args.budget:g} s of this process's CPU time (the same for our
+# Stage 2 and the U-Net); the model reached is <work_dir>/time_budget.pth
+custom_hooks = [
+    dict(type='VocabularyHook'),
+    dict(type='TimeBudgetHook', seconds={args.budget!r}, clock='cpu'),
+]
+'''
+    stage2 = cfg_dir / 'demo_stage2_small.py'
+    stage2.write_text(f'''# The small recipe's Stage 2 (configs/imdd/small/stage2_small.py via
+# study_a.py: CPU-time budget) on the base classes; every class (base +
+# novel) named at test time.
+_base_ = ['{SMALL / "study_a.py"}']
+{data}model = dict(
+    stage1_checkpoint='{stage1_ckpt}',
+    test_vocabulary=all_classes,
+    feature_cache=dict(cache_dir='{out / "feature_cache_small"}'))
+''')
+    unet = cfg_dir / 'demo_unet_small.py'
+    unet.write_text(f'''# The plain supervised U-Net baseline (configs/baselines/unet/
+# supervised_unet_small_magnetic_tile.py via configs/imdd/small/study_c.py):
+# closed set over the base classes, trained from scratch on the same images
+# for the same CPU time as demo_stage2_small.py; its labels are mapped to the
+# test split's classes by name (a novel class is never predicted).
+_base_ = ['{SMALL / "study_c.py"}']
+{data}model = dict(num_classes=len(base_classes), class_names=base_classes)
+''')
+    paths.update(stage2=stage2, unet=unet)
+    return paths
 
 
 def print_targets(test_dir: Path, split: Dict) -> None:
@@ -260,6 +392,51 @@ def print_targets(test_dir: Path, split: Dict) -> None:
         else:
             print(f'| {name} | {value:.1%} | {target:.0%} | '
                   f'{"yes" if value >= target else "no"} |')
+
+
+#: The table of the model beside its baselines (file stem) and its columns.
+COMPARISON_TABLE = 'vs_baselines'
+COMPARISON_METRICS = [['P-AUROC (%)', 'anomaly/P-AUROC'],
+                      ['AUPRO (%)', 'anomaly/AUPRO'],
+                      ['Pixel F1 (%)', 'seg/f1'],
+                      ['Pixel IoU (%)', 'seg/iou'],
+                      ['Image AUROC (%)', 'anomaly/I-AUROC'],
+                      ['Defect-class acc. (%)',
+                       'cls/defect_class_accuracy']]
+
+
+def ours_label(args, real: bool) -> str:
+    """Table row name of our model, saying which Stage 1 it stands on."""
+    if not real:
+        return 'Ours (tiny demo)'
+    if args.stage1 is not None:
+        return f'Ours (small recipe; Stage 1: {args.stage1})'
+    return (f'Ours (small recipe; the demo\'s own {args.stage1_iters}-'
+            'iteration Stage 1 on the training images)')
+
+
+def unet_label(budget_json: Path) -> str:
+    """Table row name of the U-Net baseline with the iterations it reached
+    in its budget (``TimeBudgetHook``'s record)."""
+    info = json.loads(budget_json.read_text())
+    return (f'Plain supervised U-Net (from scratch, {info["iters"]} '
+            f'iterations in {info["budget_s"]:g} CPU-s)')
+
+
+def add_tables_to_report(report: Path, tables: Path,
+                         names: List[str]) -> None:
+    """Put benchmark tables (``tables/<name>.csv``, with the Markdown's
+    commands and provenance) into the HTML report."""
+    import csv
+
+    from imdd_mm.visualization.report import insert_report_section
+    for name in reversed(names):
+        with open(tables / f'{name}.csv', newline='') as f:
+            header, *rows = list(csv.reader(f))
+        md = (tables / f'{name}.md').read_text()
+        title = md.splitlines()[0].lstrip('# ').strip()
+        insert_report_section(str(report), title, header, rows,
+                              details=md)
 
 
 def score_prior_maps(stage2_cfg: Path, out: Path) -> List[Dict]:
@@ -321,29 +498,81 @@ def main() -> None:
     print(f'  base (trained) classes: {", ".join(split["base"])}')
     print(f'  novel classes, named only at test time: '
           f'{", ".join(split["novel"]) or "none (closed vocabulary)"}')
-    configs = write_configs(out, converted, image_root, split, args)
+    real = bool(args.data)
+    if args.stage1_iters is None:
+        args.stage1_iters = 200 if real else 100
+    if args.stage1 is not None and not real:
+        raise SystemExit('--stage1 is for real data (--data DIR); the '
+                         'generated-surface demo trains its own tiny Stage 1')
+    if not args.budget > 0:
+        raise SystemExit(f'--budget must be > 0 seconds, got {args.budget}')
+    if real:
+        configs = write_small_configs(out, converted, image_root, split,
+                                      args)
+    else:
+        configs = write_configs(out, converted, image_root, split, args)
 
-    step('Stage 1: tiny diffusion pretraining on image-caption pairs')
-    run([py, 'tools/train.py', configs['stage1'], '--work-dir',
-         out / 'stage1'], out / 'logs' / 'stage1.log')
+    if 'stage1' in configs:
+        kind = 'small' if real else 'tiny'
+        step(f'Stage 1: {kind} diffusion pretraining on image-caption pairs')
+        run([py, 'tools/train.py', configs['stage1'], '--work-dir',
+             out / f'stage1_{kind}' if real else out / 'stage1'],
+            out / 'logs' / 'stage1.log')
+    else:
+        step(f'Stage 1: the given checkpoint {configs["stage1_checkpoint"]}')
 
-    step('Stage 2: tiny open-vocabulary Mask2Former on the base classes')
-    run([py, 'tools/train.py', configs['stage2'], '--work-dir',
-         out / 'stage2'], out / 'logs' / 'stage2.log')
+    if real:
+        step(f'Stage 2 (small recipe) and the plain supervised U-Net, '
+             f'{args.budget:g} CPU-s each, on the base classes')
+        # a cold cache for every run: the budget pays for the frozen path
+        shutil.rmtree(out / 'feature_cache_small', ignore_errors=True)
+        ckpts = {}
+        for key, name in (('stage2', 'stage2_small'), ('unet', 'unet')):
+            work = out / name
+            (work / 'time_budget.pth').unlink(missing_ok=True)
+            run([py, 'tools/train.py', configs[key], '--work-dir', work],
+                out / 'logs' / f'{name}.log')
+            ckpts[key] = work / 'time_budget.pth'
+            info = json.loads((work / 'time_budget.json').read_text())
+            print(f'  {name}: {info["iters"]} iterations in '
+                  f'{info["elapsed_s"]:.0f} CPU-s')
+        ckpt = ckpts['stage2']
+    else:
+        step('Stage 2: tiny open-vocabulary Mask2Former on the base classes')
+        run([py, 'tools/train.py', configs['stage2'], '--work-dir',
+             out / 'stage2'], out / 'logs' / 'stage2.log')
+        ckpt = out / 'stage2' / f'iter_{args.stage2_iters}.pth'
 
     step('evaluation with the full vocabulary + HTML report')
-    ckpt = out / 'stage2' / f'iter_{args.stage2_iters}.pth'
     report = out / 'report.html'
     test_cmd = [py, 'tools/test.py', configs['stage2'], ckpt, '--work-dir',
                 out / 'test', '--report', report]
     run(test_cmd, out / 'logs' / 'test.log')
+    if real:
+        run([py, 'tools/test.py', configs['unet'], ckpts['unet'],
+             '--work-dir', out / 'test_unet'], out / 'logs' / 'test_unet.log')
 
-    step('benchmark table (with model-free reference maps)')
+    step('benchmark tables (with model-free reference maps)')
     priors = score_prior_maps(configs['stage2'], out / 'priors')
+    ours = dict(name=ours_label(args, real), config=str(configs['stage2']),
+                checkpoint=str(ckpt), results=str(out / 'test'))
+    baselines = []
+    if real:
+        baselines.append(dict(
+            name=unet_label(out / 'unet' / 'time_budget.json'),
+            config=str(configs['unet']), checkpoint=str(ckpts['unet']),
+            results=str(out / 'test_unet')))
     spec = out / 'benchmark_spec.json'
     spec.write_text(json.dumps(dict(
         work_dir=str(out / 'benchmark'),
         tables=[
+            dict(kind='ablation', name=COMPARISON_TABLE,
+                 title='The model beside '
+                 + ('the plain supervised U-Net (same training images, same '
+                    'CPU time) and ' if real else '')
+                 + 'model-free score maps (same test split, same metrics)',
+                 metrics=COMPARISON_METRICS,
+                 entries=[ours] + baselines + priors),
             dict(kind='classification', name='classification',
                  title='Open-vocabulary classification (base + novel)',
                  entries=[dict(name=split['dataset'],
@@ -357,33 +586,23 @@ def main() -> None:
                                config=str(configs['stage2']),
                                checkpoint=str(ckpt),
                                results=str(out / 'test'))]),
-            dict(kind='ablation', name='vs_model_free_maps',
-                 title='The model beside model-free score maps (same test '
-                 'split, same metrics)',
-                 metrics=[['P-AUROC (%)', 'anomaly/P-AUROC'],
-                          ['AUPRO (%)', 'anomaly/AUPRO'],
-                          ['Pixel F1 (%)', 'seg/f1'],
-                          ['Pixel IoU (%)', 'seg/iou']],
-                 entries=[dict(name='Ours (tiny demo)',
-                               config=str(configs['stage2']),
-                               checkpoint=str(ckpt),
-                               results=str(out / 'test'))] + priors),
             dict(kind='anomaly', name='anomaly',
                  title='Anomaly localisation',
-                 entries=[dict(name='Ours (tiny demo)',
-                               config=str(configs['stage2']),
-                               checkpoint=str(ckpt),
-                               results=str(out / 'test'))] + priors),
+                 entries=[ours] + baselines + priors),
         ]), indent=2))
+    tables = out / 'tables'
     run([py, 'tools/analysis_tools/benchmark_table.py', spec, '--out-dir',
-         out / 'tables'], out / 'logs' / 'tables.log')
-    for md in sorted((out / 'tables').glob('*.md')):
-        print(md.read_text())
+         tables], out / 'logs' / 'tables.log')
+    for md in sorted(tables.glob('*.md')):
+        if md.name != 'tables.md':
+            print(md.read_text())
+    add_tables_to_report(report, tables, [COMPARISON_TABLE])
 
-    print_targets(out / 'test', split)
+    if not real:  # issue 14's goals are those of the generated surfaces
+        print_targets(out / 'test', split)
 
     step('done')
-    print(f'  report:  {report}\n  tables:  {out / "tables"}\n'
+    print(f'  report:  {report}\n  tables:  {tables}\n'
           f'  configs: {out / "configs"} (copy one for your own dataset)\n'
           f'  try:     python tools/infer.py {image_root} '
           f'{configs["stage2"]} {ckpt} --vocab "{",".join(split["all"])}" '

@@ -212,6 +212,48 @@ def write_html_report(out_file: str, title: str, **kwargs) -> str:
     return out_file
 
 
+def insert_report_section(out_file: str, title: str,
+                          header: Sequence[str],
+                          rows: Sequence[Sequence[object]],
+                          details: str = '') -> str:
+    """Add a table to a report written by :func:`write_html_report`, before
+    its first section (atomic rewrite).
+
+    Args:
+        out_file (str): The report.
+        title (str): Section heading.
+        header (Sequence[str]): Column names; the first names the rows.
+        rows (Sequence[Sequence]): One list of cells per row.
+        details (str): Text shown folded under the table (e.g. the commands
+            and provenance of its numbers).
+
+    Returns:
+        str: ``out_file``.
+    """
+    with open(out_file, encoding='utf-8') as f:
+        text = f.read()
+    if '</body>' not in text:
+        raise ValueError(f'{out_file}: not a complete HTML report (no '
+                         '</body>); nothing was changed')
+    head = ''.join(f'<th>{html.escape(str(c))}</th>' for c in header)
+    body = ''.join(
+        '<tr>' + ''.join(f'<td>{_fmt(c)}</td>' for c in row) + '</tr>'
+        for row in rows)
+    section = (f'<h2>{html.escape(title)}</h2><table><tr>{head}</tr>{body}'
+               '</table>')
+    if details:
+        section += ('<details><summary>commands and provenance</summary>'
+                    f'<pre>{html.escape(details)}</pre></details>')
+    at = text.find('<h2>')
+    at = at if at >= 0 else text.rindex('</body>')
+    text = text[:at] + section + text[at:]
+    tmp = out_file + '.tmp'
+    with open(tmp, 'w', encoding='utf-8') as f:
+        f.write(text)
+    os.replace(tmp, out_file)
+    return out_file
+
+
 def roc_curve_points(scores: Sequence[float],
                      labels: Sequence[int]) -> Tuple[np.ndarray, np.ndarray]:
     """False/true positive rates of an image-level score (labels 1 =

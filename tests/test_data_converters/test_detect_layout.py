@@ -1,7 +1,6 @@
 # Copyright (c) imdd-mm contributors. Licensed under the Apache License 2.0.
 """Layout detection (``data_converters/detect_layout.py``) and the demo's
 converter command for ``--data DIR`` (no training)."""
-import importlib.util
 import json
 from pathlib import Path
 
@@ -10,6 +9,8 @@ import pytest
 from data_converters.base import list_converters
 from data_converters.detect_layout import (LAYOUTS, detect_sources,
                                            layout_summary)
+
+from ..demo_tool import load_demo_tool
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -84,11 +85,7 @@ def test_every_layout_names_a_registered_converter():
 
 # ---- tools/demo.py: converter command for --data DIR -------------------
 def _demo():
-    spec = importlib.util.spec_from_file_location('imdd_demo',
-                                                  REPO / 'tools' / 'demo.py')
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_demo_tool()
 
 
 def test_demo_passes_dataset_yaml(tmp_path):

@@ -106,6 +106,8 @@ def test_classification_metric():
     assert out[f'cls/accuracy_{CLASSES[1]}'] == 1.0
     assert out[f'cls/accuracy_{CLASSES[2]}'] == 1.0
     assert out['cls/accuracy_normal'] == 1.0
+    # defect classes only: (0 + 1 + 1) / 3, the normal class left out
+    assert out['cls/defect_class_accuracy'] == pytest.approx(2 / 3)
     del samples[0].pred_image_label
     with pytest.raises(KeyError, match='img_0.png'):
         run_evaluator(METRICS.build(dict(type='IMDDClassificationMetric')),

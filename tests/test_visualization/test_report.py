@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from imdd_mm.visualization.report import (Curve, ReportSample,
+                                          insert_report_section,
                                           render_html_report,
                                           roc_curve_points,
                                           write_html_report)
@@ -145,6 +146,26 @@ def test_tables_curves_samples_escaped(report):
 def test_empty_report():
     text = render_html_report('nothing')
     assert '<h1>nothing</h1>' in text and '<img' not in text
+
+
+def test_insert_report_section(tmp_path):
+    out = str(tmp_path / 'r.html')
+    write_html_report(out, 'T', tables={'Test metrics': {'a': {'v': 0.5}}})
+    insert_report_section(out, 'Ours <vs> baselines', ['Run', 'IoU (%)'],
+                          [['Ours', '12.5'], ['U-Net & co', '–']],
+                          details='$ python tools/test.py a.py b.pth')
+    text = open(out, encoding='utf-8').read()
+    # before the report's own sections, escaped, with its details
+    assert text.index('Ours &lt;vs&gt; baselines') < text.index(
+        'Test metrics')
+    assert '<td>U-Net &amp; co</td><td>–</td>' in text
+    assert '<pre>$ python tools/test.py a.py b.pth</pre>' in text
+    assert text.endswith('</body></html>')
+    bad = tmp_path / 'bad.html'
+    bad.write_text('<html><h1>cut')
+    with pytest.raises(ValueError, match='bad.html'):
+        insert_report_section(str(bad), 't', ['a'], [['1']])
+    assert bad.read_text() == '<html><h1>cut'
 
 
 def test_roc_curve_points():

@@ -2,6 +2,7 @@
 """Image-level defect classification accuracy (Table 3)."""
 from typing import Optional, Sequence
 
+import numpy as np
 from mmdet.registry import METRICS
 from mmengine.evaluator import BaseMetric
 
@@ -20,7 +21,10 @@ class IMDDClassificationMetric(BaseMetric):
 
     Metrics (fractions in [0, 1]; definitions in
     :mod:`imdd_mm.evaluation.functional.classification`): ``accuracy``,
-    ``mean_class_accuracy``, ``binary_accuracy`` (defective vs normal).
+    ``mean_class_accuracy``, ``binary_accuracy`` (defective vs normal),
+    ``defect_class_accuracy`` (the mean of the defect classes' accuracies,
+    defect-free images left out; NaN without defective images) and
+    ``accuracy_<class>`` per class (``accuracy_normal``: defect-free).
 
     Args:
         multi_label (str): for images with instances of several classes:
@@ -65,6 +69,10 @@ class IMDDClassificationMetric(BaseMetric):
         # per-class accuracy (images of that class named correctly), keyed
         # by the dataset's class names; -1 = defect-free images
         names = list((self.dataset_meta or {}).get('classes') or [])
+        defect = [acc for label, acc in out['per_class'].items()
+                  if label >= 0]
+        metrics['defect_class_accuracy'] = (float(np.mean(defect)) if defect
+                                            else float('nan'))
         for label, acc in out['per_class'].items():
             name = 'normal' if label < 0 else (
                 names[label] if label < len(names) else str(label))

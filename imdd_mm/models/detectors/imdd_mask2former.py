@@ -18,7 +18,8 @@ from torch import Tensor
 from imdd_mm.utils.provenance import enforces_frozen_policy
 from ..backbones.frozen import FrozenModulesMixin
 from .cached_features import CachedFeaturesMixin
-from .postprocess import defect_score_map, masks_to_boxes, split_components
+from .postprocess import (defect_score_map, map_prediction_labels,
+                          masks_to_boxes, split_components)
 from .vocabulary_hook import vocabulary_label_map
 
 COND_MODES = ('implicit', 'caption', 'null', 'none')
@@ -465,15 +466,7 @@ class IMDDMask2Former(CachedFeaturesMixin, FrozenModulesMixin, MaskFormer):
     @staticmethod
     def _map_labels(sample, lut: Tensor) -> None:
         """Vocabulary indices -> label space, in every prediction."""
-        inst = sample.pred_instances
-        inst.labels = lut[inst.labels]
-        sem = sample.pred_sem_seg.sem_seg
-        mapped = torch.cat([sem.new_zeros(1), lut + 1])[sem]
-        sample.pred_sem_seg = PixelData(sem_seg=mapped)
-        label = sample.pred_image_label
-        if label >= 0:
-            sample.set_field(int(lut[label]), 'pred_image_label',
-                             field_type='data')
+        map_prediction_labels(sample, lut)
 
     def _postprocess_single(self, sample, cls_logits: Tensor,
                             mask_logits: Tensor,

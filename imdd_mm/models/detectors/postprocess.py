@@ -5,6 +5,7 @@ from typing import Tuple
 
 import numpy as np
 import torch
+from mmengine.structures import PixelData
 from torch import Tensor
 
 
@@ -90,3 +91,26 @@ def split_components(masks: Tensor, labels: Tensor,
     idx = torch.tensor(out_labels, device=labels.device)
     return (torch.stack(out_masks).to(masks.device), labels[idx],
             scores[idx])
+
+
+def map_prediction_labels(sample, lut: Tensor) -> None:
+    """Relabel one sample's predictions through a lookup table.
+
+    ``lut[k]`` is the new label of label ``k`` (e.g. a vocabulary index ->
+    the evaluated dataset's category index, :func:`vocabulary_label_map`);
+    applied to ``pred_instances.labels``, ``pred_sem_seg`` (0 = normal,
+    ``k + 1`` = label ``k``) and ``pred_image_label`` (-1 stays -1).
+
+    Args:
+        sample (DetDataSample): A post-processed prediction.
+        lut (Tensor): (K,) long.
+    """
+    inst = sample.pred_instances
+    inst.labels = lut.to(inst.labels.device)[inst.labels]
+    sem = sample.pred_sem_seg.sem_seg
+    mapped = torch.cat([sem.new_zeros(1), lut.to(sem.device) + 1])[sem]
+    sample.pred_sem_seg = PixelData(sem_seg=mapped)
+    label = sample.pred_image_label
+    if label >= 0:
+        sample.set_field(int(lut[label]), 'pred_image_label',
+                         field_type='data')

@@ -7,7 +7,7 @@ the labelled masks, with a 1x1 classifier over ``K + 1`` classes (0 = normal)
 and the same DetDataSample predictions as ``IMDDMask2Former`` (docs/DESIGN.md
 "Samples"), so the same metrics and tools evaluate it.
 """
-from typing import Dict
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -21,7 +21,8 @@ from mmengine.structures import InstanceData, PixelData
 from mmseg.models.backbones import UNet
 from torch import Tensor
 
-from ..detectors.postprocess import masks_to_boxes
+from ..detectors.postprocess import map_prediction_labels, masks_to_boxes
+from ..detectors.vocabulary_hook import vocabulary_label_map
 from ...evaluation.metrics.sample_utils import to_numpy
 
 
@@ -37,6 +38,14 @@ class SupervisedUNetSegmenter(BaseDetector):
             ``classes`` in order).
         dice_weight (float): weight of the Dice loss on ``1 - p(normal)``.
             Defaults to 1.0.
+        class_names (Sequence[str], optional): the ``num_classes`` training
+            class names, in label order. When given and the evaluated
+            dataset's classes differ (``eval_dataset_vocabulary``, set by
+            ``VocabularyHook``; e.g. a test split that adds classes never
+            trained on), predictions are relabelled to the dataset's
+            category indices by name, names outside it after them
+            (``pred_label_names`` records the label names). Without it the
+            labels index the dataset's classes directly.
         test_cfg (dict, optional): ``sem_seg_thr`` (0.5): a pixel is
             defective when ``1 - p(normal) >= sem_seg_thr``;
             ``image_score_thr`` (0.5).
@@ -54,6 +63,7 @@ class SupervisedUNetSegmenter(BaseDetector):
                  unet: ConfigType,
                  num_classes: int,
                  dice_weight: float = 1.0,
+                 class_names: Optional[Sequence[str]] = None,
                  test_cfg: OptConfigType = None,
                  data_preprocessor: OptConfigType = None,
                  init_cfg: OptMultiConfig = None) -> None:
@@ -62,6 +72,15 @@ class SupervisedUNetSegmenter(BaseDetector):
         if int(num_classes) < 1:
             raise ValueError(f'num_classes must be >= 1, got {num_classes}')
         self.num_classes = int(num_classes)
+        if class_names is not None and len(class_names) != self.num_classes:
+            raise ValueError(f'class_names has {len(class_names)} names '
+                             f'{list(class_names)} but num_classes is '
+                             f'{self.num_classes}')
+        self.class_names: Optional[Tuple[str, ...]] = (
+            tuple(str(c) for c in class_names)
+            if class_names is not None else None)
+        # the evaluated dataset's classes (VocabularyHook sets them)
+        self.eval_dataset_vocabulary: Optional[Tuple[str, ...]] = None
         # MMSeg's UNet builds its up-sampling layers (InterpConv, ...) from
         # the registry of the current scope: build it in mmseg's
         with DefaultScope.overwrite_default_scope('mmseg'):
@@ -117,11 +136,24 @@ class SupervisedUNetSegmenter(BaseDetector):
         loss_dice = (1 - (2 * inter + 1) / (denom + 1)).mean()
         return dict(loss_ce=loss_ce, loss_dice=self.dice_weight * loss_dice)
 
+    def label_space(self) -> Tuple[Optional[Tuple[str, ...]],
+                                   Optional[Tensor]]:
+        """Label names of the predictions and the training-label ->
+        label lookup table (None: labels are the training labels)."""
+        classes = self.eval_dataset_vocabulary
+        if self.class_names is None or not classes or \
+                tuple(classes) == self.class_names:
+            return self.class_names, None
+        lut, names, _ = vocabulary_label_map(self.class_names,
+                                             tuple(classes))
+        return names, torch.tensor(lut, dtype=torch.long)
+
     def predict(self, batch_inputs: Tensor, batch_data_samples: SampleList,
                 rescale: bool = True) -> SampleList:
         sem_thr = float(self.test_cfg.get('sem_seg_thr', 0.5))
         image_thr = float(self.test_cfg.get('image_score_thr', 0.5))
         logits = self._logits(batch_inputs)
+        label_names, lut = self.label_space()
         for i, sample in enumerate(batch_data_samples):
             meta = sample.metainfo
             h, w = meta['img_shape'][:2]
@@ -169,4 +201,8 @@ class SupervisedUNetSegmenter(BaseDetector):
                              field_type='data')
             sample.set_field(image_score, 'pred_image_score',
                              field_type='data')
+            if lut is not None:
+                map_prediction_labels(sample, lut)
+            if label_names is not None:
+                sample.set_metainfo(dict(pred_label_names=label_names))
         return batch_data_samples

@@ -22,10 +22,10 @@ def shared_mt_root() -> Path:
     return root
 
 
-def convert_subset(src: Path, work: Path, per_class: int = 4) -> Path:
-    """Symlink ``per_class`` images (+ masks) per folder into ``work/mt``
-    and convert them into ``work/out``. Returns ``work``."""
-    root = work / 'mt'
+def link_subset(src: Path, root: Path, per_class: int = 4) -> Path:
+    """Symlink the first ``per_class`` images (+ masks) of every class
+    folder of Magnetic Tile ``src`` into ``root``, in the published layout.
+    Returns ``root``."""
     for folder in FOLDERS:
         imgs = sorted((src / folder / 'Imgs').glob('*.jpg'))
         # skip the published empty masks' images (they carry no instance)
@@ -38,6 +38,14 @@ def convert_subset(src: Path, work: Path, per_class: int = 4) -> Path:
                 link = dst / f.name
                 if not link.exists():
                     link.symlink_to(f)
+    return root
+
+
+def convert_subset(src: Path, work: Path, per_class: int = 4) -> Path:
+    """Symlink ``per_class`` images (+ masks) per folder into ``work/mt``
+    (:func:`link_subset`) and convert them into ``work/out``. Returns
+    ``work``."""
+    root = link_subset(src, work / 'mt', per_class)
     out = work / 'out'
     if not (out / 'annotations' / 'train.json').is_file():
         sys.path.insert(0, str(REPO))

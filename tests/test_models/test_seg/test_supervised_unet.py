@@ -93,3 +93,34 @@ def test_loss_trains_and_predict_shapes():
 def test_bad_num_classes():
     with pytest.raises(ValueError, match='num_classes'):
         build(num_classes=0)
+
+
+def test_class_names_relabel_to_a_larger_test_vocabulary():
+    """Trained on base classes (a, c), tested on a split whose classes are
+    (a, b, c): labels follow the names, not the training indices."""
+    model = build(num_classes=2, class_names=('a', 'c'))
+    model.eval()
+    m = np.zeros((H, W), np.uint8)
+    m[4:20, 4:20] = 1
+    img = torch.full((3, H, W), 128, dtype=torch.uint8)
+    with torch.no_grad():
+        # make the classifier predict training label 1 ('c') everywhere
+        model.classifier.weight.zero_()
+        model.classifier.bias.copy_(torch.tensor([0., 0., 5.]))
+    data = model.data_preprocessor(dict(inputs=[img],
+                                        data_samples=[sample([m], [0])]))
+    with torch.no_grad():
+        same = model(**data, mode='predict')[0]
+    assert same.pred_image_label == 1
+    assert same.metainfo['pred_label_names'] == ('a', 'c')
+    model.eval_dataset_vocabulary = ('a', 'b', 'c')
+    data = model.data_preprocessor(dict(inputs=[img],
+                                        data_samples=[sample([m], [0])]))
+    with torch.no_grad():
+        out = model(**data, mode='predict')[0]
+    assert out.pred_image_label == 2  # 'c' in (a, b, c)
+    assert out.pred_instances.labels.tolist() == [2]
+    assert set(out.pred_sem_seg.sem_seg.unique().tolist()) == {3}
+    assert out.metainfo['pred_label_names'] == ('a', 'b', 'c')
+    with pytest.raises(ValueError, match='class_names'):
+        build(num_classes=2, class_names=('a', ))
