@@ -8,6 +8,7 @@ SOURCE ?=
 NOVEL ?=
 STAGE1 ?=
 BUDGET ?=
+SHOTS ?=
 
 .PHONY: install test demo clean-venv
 
@@ -18,7 +19,7 @@ test: install
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 demo: install
-	$(PY) tools/demo.py $(if $(DATA),--data $(DATA),) $(if $(SOURCE),--source $(SOURCE),) $(if $(NOVEL),--novel $(NOVEL),) $(if $(STAGE1),--stage1 $(STAGE1),) $(if $(BUDGET),--budget $(BUDGET),)
+	$(PY) tools/demo.py $(if $(DATA),--data $(DATA),) $(if $(SOURCE),--source $(SOURCE),) $(if $(NOVEL),--novel $(NOVEL),) $(if $(STAGE1),--stage1 $(STAGE1),) $(if $(BUDGET),--budget $(BUDGET),) $(if $(SHOTS),--shots $(SHOTS),)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -89,6 +89,11 @@ def parse_args():
         help='generated training images per class (val/test get a quarter '
         'and a third of it)')
     parser.add_argument(
+        '--shots', type=int, default=None,
+        help='real data: train on N images per base class plus N defect-'
+        'free ones, drawn (seeded) from the training split as the small '
+        'study does (default 50; 0 = every training image)')
+    parser.add_argument(
         '--max-test-images', type=int, default=120,
         help='cap on evaluated test images (real datasets)')
     parser.add_argument('--seed', type=int, default=0)
@@ -197,11 +202,33 @@ def split_vocabulary(converted: Path, novel_arg: Optional[str],
                                  max_test_images=max_test, seed=seed)
 
 
-def data_section(ann: Path, image_root: Path) -> str:
-    """Config text: training on ``train_base.json`` (``base_classes``),
-    validation and test on ``test_all.json`` (``all_classes``)."""
+def few_shot_training_file(ann: Path, shots: int, seed: int) -> Path:
+    """``train_base_n<shots>_seed<seed>.json``: ``shots`` images per base
+    class plus ``shots`` defect-free ones from ``train_base.json``
+    (``data_converters.corpus.few_shot_coco``, the small study's policy);
+    prints the per-class counts the file actually holds."""
+    from data_converters.corpus import few_shot_coco
+    out = ann / f'train_base_n{shots}_seed{seed}.json'
+    res = few_shot_coco(str(ann / 'train_base.json'), str(out), shots, seed,
+                        include_normal=True)
+    if not res['num_images']:
+        raise SystemExit(f'{ann / "train_base.json"}: no training image '
+                         f'for --shots {shots}')
+    names = {str(c['id']): c['name'] for c in json.loads(
+        (ann / 'train_base.json').read_text())['categories']}
+    counts = ', '.join(f'{names.get(k, k)} {v}'
+                       for k, v in sorted(res['per_class'].items()))
+    print(f'  training file {out.name}: {res["num_images"]} images ({counts})')
+    return out
+
+
+def data_section(ann: Path, image_root: Path,
+                 train_file: str = 'train_base.json') -> str:
+    """Config text: training on ``train_file`` (default ``train_base.json``;
+    ``base_classes``), validation and test on ``test_all.json``
+    (``all_classes``)."""
     return f'''train_dataloader = dict(dataset=dict(
-    data_root='', ann_file='{ann / "train_base.json"}',
+    data_root='', ann_file='{ann / train_file}',
     data_prefix=dict(img='{image_root}/'), metainfo=dict(classes=base_classes)))
 val_dataloader = dict(dataset=dict(
     data_root='', ann_file='{ann / "test_all.json"}',
@@ -338,9 +365,12 @@ custom_hooks = {settings["custom_hooks"]!r}
         if not stage1_ckpt.is_file():
             raise SystemExit(f'--stage1 {args.stage1}: no such checkpoint')
     paths['stage1_checkpoint'] = stage1_ckpt
+    train_file = 'train_base.json'
+    if args.shots:
+        train_file = few_shot_training_file(ann, args.shots, args.seed).name
     data = f'''base_classes = {tuple(split["base"])!r}
 all_classes = {tuple(split["all"])!r}
-{data_section(ann, image_root)}# trained for {args.budget:g} s of this process's CPU time (the same for our
+{data_section(ann, image_root, train_file)}# trained for {args.budget:g} s of this process's CPU time (the same for our
 # Stage 2 and the U-Net); the model reached is <work_dir>/time_budget.pth
 custom_hooks = [
     dict(type='VocabularyHook'),
@@ -506,6 +536,13 @@ def main() -> None:
                          'generated-surface demo trains its own tiny Stage 1')
     if not args.budget > 0:
         raise SystemExit(f'--budget must be > 0 seconds, got {args.budget}')
+    if args.shots is None:
+        args.shots = 50 if real else 0
+    if args.shots and not real:
+        raise SystemExit('--shots is for real data (--data DIR); the '
+                         'generated-surface demo trains on all its images')
+    if args.shots < 0:
+        raise SystemExit(f'--shots must be >= 0, got {args.shots}')
     if real:
         configs = write_small_configs(out, converted, image_root, split,
                                       args)

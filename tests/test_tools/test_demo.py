@@ -49,7 +49,8 @@ def test_small_configs_inherit_the_recipe_and_share_data_and_budget(
     demo = _demo()
     converted, images = tmp_path / 'converted', tmp_path / 'images'
     split = dict(base=['a', 'c'], all=['a', 'b', 'c'], novel=['b'])
-    args = Namespace(stage1=None, stage1_iters=20, budget=30.0)
+    args = Namespace(stage1=None, stage1_iters=20, budget=30.0, shots=0,
+                     seed=0)
     paths = demo.write_small_configs(tmp_path, converted, images, split,
                                      args)
     ours = Config.fromfile(str(paths['stage2']))
@@ -89,7 +90,8 @@ def test_small_configs_inherit_the_recipe_and_share_data_and_budget(
     # a given Stage-1 checkpoint replaces the demo's own Stage 1
     ckpt = tmp_path / 'stage1.pth'
     ckpt.write_bytes(b'x')
-    args = Namespace(stage1=str(ckpt), stage1_iters=20, budget=30.0)
+    args = Namespace(stage1=str(ckpt), stage1_iters=20, budget=30.0,
+                     shots=0, seed=0)
     paths = demo.write_small_configs(tmp_path, converted, images, split,
                                      args)
     assert 'stage1' not in paths
@@ -98,6 +100,43 @@ def test_small_configs_inherit_the_recipe_and_share_data_and_budget(
     args.stage1 = str(tmp_path / 'missing.pth')
     with pytest.raises(SystemExit, match='missing.pth'):
         demo.write_small_configs(tmp_path, converted, images, split, args)
+
+
+def test_shots_draw_a_balanced_training_file(tmp_path):
+    """``--shots N``: both models train on one file of N images per base
+    class plus N defect-free ones, drawn from ``train_base.json``."""
+    demo = _demo()
+    ann = tmp_path / 'converted' / 'annotations'
+    ann.mkdir(parents=True)
+    images, anns = [], []
+    for i in range(12):  # 5 of class a, 3 of class c, 4 defect-free
+        cat = 1 if i < 5 else 2 if i < 8 else None
+        images.append(dict(id=i, file_name=f'{i}.png', width=8, height=8,
+                           is_normal=cat is None))
+        if cat is not None:
+            anns.append(dict(id=i, image_id=i, category_id=cat,
+                             bbox=[0, 0, 2, 2], area=4, iscrowd=0,
+                             segmentation=[[0, 0, 2, 0, 2, 2]]))
+    (ann / 'train_base.json').write_text(json.dumps(dict(
+        images=images, annotations=anns,
+        categories=[dict(id=1, name='a'), dict(id=2, name='c')])))
+    split = dict(base=['a', 'c'], all=['a', 'b', 'c'], novel=['b'])
+    args = Namespace(stage1=None, stage1_iters=20, budget=30.0, shots=4,
+                     seed=0)
+    paths = demo.write_small_configs(tmp_path, tmp_path / 'converted',
+                                     tmp_path / 'images', split, args)
+    ours = Config.fromfile(str(paths['stage2']))
+    unet = Config.fromfile(str(paths['unet']))
+    train = ours.train_dataloader.dataset.ann_file
+    assert train == unet.train_dataloader.dataset.ann_file
+    assert train == str(ann / 'train_base_n4_seed0.json')
+    drawn = json.loads(Path(train).read_text())
+    per_cat = {}
+    for a in drawn['annotations']:
+        per_cat[a['category_id']] = per_cat.get(a['category_id'], 0) + 1
+    assert per_cat == {1: 4, 2: 3}  # c has only 3 images
+    assert sum(im['is_normal'] for im in drawn['images']) == 4
+    assert len(drawn['images']) == 11
 
 
 @pytest.mark.real_data
@@ -113,9 +152,10 @@ def test_real_data_demo_puts_unet_and_maps_beside_ours(tmp_path):
     proc = subprocess.run(
         [sys.executable, 'tools/demo.py', '--data', str(data), '--out-dir',
          str(out), '--novel', 'break', '--stage1-iters', '2', '--budget',
-         '3', '--max-test-images', '8'],
+         '3', '--max-test-images', '8', '--shots', '4'],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=3600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert 'training file train_base_n4_seed0.json' in proc.stdout
 
     # both models trained for the same CPU-time budget
     budgets = [json.loads((out / d / 'time_budget.json').read_text())
