@@ -184,6 +184,10 @@ def run_promptad(data):
 
 
 def run_ddad(data):
+    """DDAD trains its denoiser from scratch on each category's normal
+    images, so only the feature extractor is random here. The model's
+    default test noise level (t = 250) with 2 DDIM steps (5 in the
+    configs) and 600 Adam steps (the most a CI test could spend)."""
     model = DiffusionReconstructionAD(
         unet=TINY_UNET,
         feature_extractor=dict(arch='resnet18', layers=('layer1', 'layer2')),
@@ -239,12 +243,13 @@ UNCHECKED: Dict[str, Tuple[Callable, str]] = {
         'perturbations but real defects do not look like them'),
     'DDAD-style': (
         run_ddad,
-        'the denoiser does not learn the tile texture in a CI-sized budget'),
+        'clears the bar on some seeds / CPU kernel sets only: the tiny '
+        'denoiser has not learnt the tile texture in a CI-sized budget'),
 }
 #: Not checked at all: zero-shot WinCLIP-style with random CLIP weights has
 #: prompts without information (contract only, test_anomaly_baselines.py).
 
-SLOW = ()  # names > 20 s on 2 idle cores
+SLOW = ()  # names > 20 s on 2 idle cores (none at present)
 
 
 @pytest.mark.real_data
