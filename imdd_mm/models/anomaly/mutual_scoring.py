@@ -7,8 +7,10 @@ Normal patches of unlabeled test images find close matches in the *other*
 test images; anomalous patches do not. The scored set is a category's
 **whole test split** (as in MuSc), never a batch:
 
-1. patch tokens of several ViT blocks, each aggregated over ``r × r``
-   neighbourhoods for every ``r`` in ``aggregation_degrees`` (LNAMD);
+1. patch tokens of several ViT blocks, each image's token map
+   layer-normalised over (C, h, w), aggregated over ``r × r``
+   neighbourhoods for every ``r`` in ``aggregation_degrees`` and
+   L2-normalised per patch (LNAMD);
 2. for every other image ``j`` of the set:
    ``s_ij(p) = min_q ||f_i(p) - f_j(q)||``;
 3. interval averaging: the mean of the smallest ``interval`` fraction of
@@ -242,13 +244,19 @@ class MutualScoring(BaseAnomalyDetector):
         for layer in range(len(feats[0][0])):
             tok = torch.stack([f[0][layer] for f in feats]).to(device)
             m, n, c = tok.shape
-            grid_t = tok.transpose(1, 2).reshape(m, c, *grid)
+            grid_t = tok.transpose(1, 2).reshape(m, c, *grid).float()
+            # MuSc: each image's token map is layer-normalised over
+            # (C, h, w) (no affine), so a global offset / contrast change
+            # of one image (e.g. brightness) does not separate it from the
+            # set
+            grid_t = F.layer_norm(grid_t, grid_t.shape[1:])
             for r in self.aggregation_degrees:
                 agg = grid_t if r <= 1 else F.avg_pool2d(
                     grid_t, r, stride=1, padding=r // 2,
                     count_include_pad=False)
-                total = total + mutual_scores(
-                    agg.flatten(2).transpose(1, 2), self.interval)
+                # MuSc: L2-normalised aggregated patch features
+                agg = F.normalize(agg.flatten(2).transpose(1, 2), dim=-1)
+                total = total + mutual_scores(agg, self.interval)
                 count += 1
         raw = (total / count).view(len(feats), *grid).cpu()
         image = raw.flatten(1).max(dim=1).values
