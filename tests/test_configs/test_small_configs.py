@@ -40,9 +40,10 @@ def test_study_spec_lists_the_three_runs():
         if table['kind'] == 'data_efficiency':
             assert configs == runs
             assert table['samples'] == [25, 50, 100, 1000]
-            assert table['seeds'] == {50: [0, 1, 2]}
-        elif table['kind'] == 'ablation':  # val-chosen threshold, 3 seeds
-            assert configs == [c for c in runs for _ in range(3)]
+            assert [e['seeds'] for e in table['entries']] == [
+                {50: [0, 1, 2]}, {50: [0, 1, 2]}, {50: [0]}]
+        elif table['kind'] == 'ablation':  # val-chosen threshold, seeds
+            assert configs == [runs[0]] * 3 + [runs[1]] * 3 + [runs[2]]
             for e in table['entries']:
                 vt = e['val_threshold']
                 assert vt['cfg_options'][
