@@ -103,6 +103,21 @@ def areas_to_metrics(area_intersect: np.ndarray, area_union: np.ndarray,
             Recall=recall)
 
 
+def _kept_pixels(pred: np.ndarray, gt_defect: np.ndarray,
+                 ignore: np.ndarray, what: str) -> Tuple[np.ndarray,
+                                                         np.ndarray]:
+    """``pred`` and the bool ground truth (same shape checked), without
+    the ``ignore`` pixels."""
+    g = np.asarray(gt_defect, bool)
+    if pred.shape != g.shape:
+        raise ValueError(f'{what} {pred.shape} and ground truth {g.shape} '
+                         'differ in shape')
+    if ignore is not None:
+        keep = ~np.asarray(ignore, bool)
+        pred, g = pred[keep], g[keep]
+    return pred, g
+
+
 def binary_seg_counts(pred_defect: np.ndarray,
                       gt_defect: np.ndarray,
                       ignore: np.ndarray = None) -> np.ndarray:
@@ -113,14 +128,8 @@ def binary_seg_counts(pred_defect: np.ndarray,
         gt_defect (np.ndarray): (H, W) bool ground-truth defect pixels.
         ignore (np.ndarray, optional): (H, W) bool pixels to drop.
     """
-    p = np.asarray(pred_defect, bool)
-    g = np.asarray(gt_defect, bool)
-    if p.shape != g.shape:
-        raise ValueError(f'prediction {p.shape} and ground truth {g.shape} '
-                         'differ in shape')
-    if ignore is not None:
-        keep = ~np.asarray(ignore, bool)
-        p, g = p[keep], g[keep]
+    p, g = _kept_pixels(np.asarray(pred_defect, bool), gt_defect, ignore,
+                        'prediction')
     tp = int(np.count_nonzero(p & g))
     fp = int(np.count_nonzero(p & ~g))
     fn = int(np.count_nonzero(~p & g))
@@ -146,14 +155,8 @@ def binary_seg_counts_at(score: np.ndarray, gt_defect: np.ndarray,
     Returns:
         np.ndarray: (T, 4) int64 counts, in the order of ``thresholds``.
     """
-    s = np.asarray(score, np.float64)
-    g = np.asarray(gt_defect, bool)
-    if s.shape != g.shape:
-        raise ValueError(f'score {s.shape} and ground truth {g.shape} '
-                         'differ in shape')
-    if ignore is not None:
-        keep = ~np.asarray(ignore, bool)
-        s, g = s[keep], g[keep]
+    s, g = _kept_pixels(np.asarray(score, np.float64), gt_defect, ignore,
+                        'score')
     thr = np.asarray(list(thresholds), np.float64)
     if thr.ndim != 1 or thr.size == 0 or not np.isfinite(thr).all():
         raise ValueError(f'thresholds must be a non-empty list of finite '
