@@ -31,11 +31,28 @@ def test_small_config_parses(path):
 
 def test_study_spec_lists_the_three_runs():
     spec = Config.fromfile(str(SMALL / 'study_spec.py'))
+    runs = [f'configs/imdd/small/study_{k}.py' for k in 'abc']
+    kinds = [t['kind'] for t in spec.tables]
+    assert kinds == ['data_efficiency'] * 3 + ['cross_dataset'] + [
+        'ablation'] * 2
     for table in spec.tables:
         configs = [e['config'] for e in table['entries']]
-        assert configs == [f'configs/imdd/small/study_{k}.py'
-                           for k in 'abc']
-        assert table['samples'] == [25, 50, 100, 1000]
+        if table['kind'] == 'data_efficiency':
+            assert configs == runs
+            assert table['samples'] == [25, 50, 100, 1000]
+            assert [e['seeds'] for e in table['entries']] == [
+                {50: [0, 1, 2]}, {50: [0, 1, 2]}, {50: [0]}]
+        elif table['kind'] == 'ablation':  # val-chosen threshold, seeds
+            assert configs == [runs[0]] * 3 + [runs[1]] * 3 + [runs[2]]
+            for e in table['entries']:
+                vt = e['val_threshold']
+                assert vt['cfg_options'][
+                    'test_dataloader.dataset.ann_file'].endswith('/val.json')
+                assert vt['key'] == 'model.test_cfg.sem_seg_thr'
+                # index 2 of the evaluators is the DefectSegMetric
+                cfg = Config.fromfile(e['config'])
+                assert cfg.test_evaluator[2]['type'] == 'DefectSegMetric'
+                assert 'test_evaluator.2.thr_sweep' in e['cfg_options']
 
 
 def test_supervised_unet_baseline_size():

@@ -14,6 +14,8 @@ from mmengine.evaluator import Evaluator
 from mmengine.structures import InstanceData, PixelData
 
 from imdd_mm.evaluation.functional import (aupro_exact, auroc_exact,
+                                           binary_seg_counts,
+                                           binary_seg_counts_at,
                                            coco_box_metrics, image_auroc,
                                            masks_to_boxes, seg_metrics)
 from imdd_mm.evaluation.metrics import anomaly_metric
@@ -162,6 +164,44 @@ def test_seg_metric_from_score_map(dataset):
         fn += (~p & g).sum()
     assert out['seg/iou'] == pytest.approx(tp / (tp + fp + fn))
     assert 'seg/mIoU' not in out
+
+
+def test_seg_metric_threshold_sweep(dataset):
+    """``thr_sweep``: IoU / F1 of ``score_map >= t`` at every t, counted
+    independently here, and the threshold of the best IoU."""
+    thrs = [0.8, 0.2, 0.5, 0.6]
+    metric = METRICS.build(dict(type='DefectSegMetric', thr_sweep=thrs))
+    out = run_evaluator(metric, [d[0] for d in dataset])
+    ious = {}
+    for t in thrs:
+        tp = fp = fn = 0
+        for _, masks, _, _, score in dataset:
+            p, g = score >= t, masks.any(0)
+            tp += (p & g).sum()
+            fp += (p & ~g).sum()
+            fn += (~p & g).sum()
+        ious[t] = tp / (tp + fp + fn)
+        assert out[f'seg/iou@{t:g}'] == pytest.approx(ious[t]), t
+        assert out[f'seg/f1@{t:g}'] == pytest.approx(
+            2 * tp / (2 * tp + fp + fn)), t
+    best = max(thrs, key=lambda t: (ious[t], -t))
+    assert out['seg/best_iou_thr'] == best
+    assert out['seg/best_iou'] == pytest.approx(ious[best])
+    # the sweep does not change the sem_seg metrics
+    plain = run_evaluator(METRICS.build(dict(type='DefectSegMetric')),
+                          [d[0] for d in dataset])
+    assert out['seg/iou'] == pytest.approx(plain['seg/iou'])
+    with pytest.raises(ValueError, match='distinct'):
+        METRICS.build(dict(type='DefectSegMetric', thr_sweep=[0.5, 0.5]))
+    # counts of the one-pass sweep = the per-threshold counts
+    rng = np.random.default_rng(0)
+    score = rng.random((7, 9))
+    gt = rng.random((7, 9)) > 0.6
+    ignore = rng.random((7, 9)) > 0.9
+    got = binary_seg_counts_at(score, gt, [0.7, 0.1, 0.4], ignore=ignore)
+    for row, t in zip(got, [0.7, 0.1, 0.4]):
+        np.testing.assert_array_equal(
+            row, binary_seg_counts(score >= t, gt, ignore=ignore))
 
 
 @pytest.mark.parametrize('box_mode', ['mask', 'components'])

@@ -38,6 +38,10 @@ FAKE_TEST = textwrap.dedent('''
     metrics = {'seg/acc': acc, 'seg/iou': acc - 0.4, 'seg/f1': acc - 0.3,
                'cls/accuracy': acc, 'vocab_in_config': 'test_vocabulary' in
                text, 'vocab_opt': opts.get('test_vocabulary', '')}
+    if opts.get('split') == 'val':  # a threshold "chosen" on val
+        metrics['seg/best_iou_thr'] = 0.35 + base
+    if 'model.test_cfg.sem_seg_thr' in opts:
+        metrics['thr_used'] = float(opts['model.test_cfg.sem_seg_thr'])
     parsed = rr.parse_cfg_options(a.cfg_options or [])
     cfg = rr.load_run_config(a.config, parsed)
     record = rr.build_run_record(cfg, a.config, a.checkpoint, parsed)
@@ -445,3 +449,127 @@ def test_footnote_for_results_with_random_frozen_networks(tmp_path):
     assert 'tiny' in random_notes[0] and 'backbone.vae' in random_notes[0]
     assert 'backbone.unet' not in random_notes[0]
     assert random_notes[0] in tables[0].markdown()
+
+
+def test_data_efficiency_seeds_mean_spread_and_per_seed(tmp_path, capsys):
+    """``seeds``: one run per seed, mean ± sample sd over the seeds with a
+    result (count shown, partial count when one is missing), the per-seed
+    table, and ``{seed}`` / ``{seed_suffix}`` in paths and cfg_options."""
+    r = tmp_path / 'results'
+
+    def res(name, v):
+        return write_results(r / f'{name}.json', **{'seg/iou': v})
+
+    spec = dict(work_dir=str(tmp_path / 'wd'), tables=[dict(
+        kind='data_efficiency', name='eff', samples=[25, 50],
+        metrics=[['IoU (%)', 'seg/iou']], target=0.6,
+        seeds={50: [0, 1, 2]}, entries=[
+            dict(name='A', results={
+                25: {0: res('a25', 0.40)},
+                50: {0: res('a0', 0.60), 1: res('a1', 0.70),
+                     2: res('a2', 0.65)}}),
+            # seed 2 has no result: mean over the two present
+            dict(name='B', results={
+                25: {0: res('b25', 0.30)},
+                50: {0: res('b0', 0.50), 1: res('b1', 0.54)}})])])
+    spec_file = tmp_path / 'spec.yaml'
+    spec_file.write_text(yaml.safe_dump(spec))
+    out = tmp_path / 'out'
+    assert bt.main([str(spec_file), '--out-dir', str(out)]) == 0
+    rows = read_csv(out / 'eff.csv')
+    # A: mean 65, sd sqrt(((-5)^2 + 5^2 + 0) / 2) = 5
+    assert rows[1] == ['A', '40.0', '65.0 ± 5.0 (3 seeds)']
+    # B: mean 52, sd sqrt((2^2 + 2^2) / 1) = 2.83
+    assert rows[2] == ['B', '30.0', '52.0 ± 2.8 (2 of 3 seeds)']
+    per_seed = read_csv(out / 'eff_per_seed.csv')
+    assert per_seed[0] == ['Pre-training', 'Seed', 'N=25', 'N=50']
+    assert per_seed[1:] == [['A', '0', '40.0', '60.0'],
+                            ['A', '1', '', '70.0'], ['A', '2', '', '65.0'],
+                            ['B', '0', '30.0', '50.0'],
+                            ['B', '1', '', '54.0'], ['B', '2', '', '–']]
+    assert bt.SEEDS_NOTE in (out / 'eff.md').read_text()
+    # the curve (samples to target) uses the means: A reaches 60 at
+    # 25 + 25 * (60 - 40) / (65 - 40) = 45
+    t13 = read_csv(out / 'eff_samples_to_target.csv')
+    assert t13[1][:2] == ['A', '45'] and t13[2][:2] == ['B', '>50']
+
+    spec_file.write_text(yaml.safe_dump(dict(
+        work_dir=str(tmp_path / 'wd'), tables=[dict(
+            kind='data_efficiency', samples=[50], seeds=[0, 1], entries=[
+                dict(name='A', config='c.py',
+                     checkpoint='w/a_n{n}{seed_suffix}/last.pth',
+                     work_dir='w/eval/a_n{n}{seed_suffix}',
+                     cfg_options={'train_dataloader.dataset.ann_file':
+                                  'few/train_n{n}_seed{seed}.json'})])])))
+    assert bt.main([str(spec_file), '--dry-run']) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert any('c.py w/a_n50/last.pth --work-dir w/eval/a_n50 '
+               '--cfg-options train_dataloader.dataset.ann_file='
+               'few/train_n50_seed0.json' in line for line in printed)
+    assert any('c.py w/a_n50_seed1/last.pth --work-dir w/eval/a_n50_seed1 '
+               '--cfg-options train_dataloader.dataset.ann_file='
+               'few/train_n50_seed1.json' in line for line in printed)
+
+    for bad in ([0, 0], [], ['1'], {50: 3}):
+        with pytest.raises(bt.SpecError, match='seeds must be'):
+            bt.seeds_at(dict(name='A', seeds=bad), {}, 50)
+    assert bt.seeds_at(dict(name='A'), {}, 50) == [None]
+    assert bt.seeds_at(dict(name='A'), dict(seeds={50: [1, 2]}), 25) == [0]
+
+
+def test_val_threshold_chosen_on_val_then_tested(tmp_path, fake_test,
+                                                 capsys):
+    """``val_threshold``: the val run's chosen value becomes the test run's
+    ``--cfg-options``; both commands are printed, both results reused."""
+    cfg = tmp_path / 'stage2.py'
+    cfg.write_text('model = dict()\n')
+    entry = dict(name='A', config=str(cfg), checkpoint='a.pth',
+                 val_threshold=dict(cfg_options={'split': 'val'},
+                                    metric='seg/best_iou_thr',
+                                    key='model.test_cfg.sem_seg_thr'))
+    spec = dict(work_dir=str(tmp_path / 'wd'), tables=[dict(
+        kind='ablation', name='thr', metrics=[
+            ['IoU (%)', 'seg/iou'],
+            ['thr (x100)', 'val_threshold/seg/best_iou_thr'],
+            ['used (x100)', 'thr_used']], entries=[entry])])
+    spec_file = tmp_path / 'spec.json'
+    spec_file.write_text(json.dumps(spec))
+    out = tmp_path / 'out'
+    args = [str(spec_file), '--out-dir', str(out), '--test-script',
+            str(fake_test)]
+    assert bt.main(args) == 0
+    wd = tmp_path / 'wd' / 'thr' / 'A'
+    val = json.loads(next((wd / 'val_threshold').glob(
+        '*/result.json')).read_text())
+    chosen = val['metrics']['seg/best_iou_thr']
+    assert val['record']['cfg_options'] == {'split': 'val'}
+    test = json.loads(next(wd.glob('*/result.json')).read_text())
+    assert test['record']['cfg_options'] == {
+        'model.test_cfg.sem_seg_thr': chosen}
+    assert test['metrics']['thr_used'] == chosen
+    rows = read_csv(out / 'thr.csv')
+    assert rows[1][2] == rows[1][3] == f'{chosen * 100:.1f}'
+    md = (out / 'thr.md').read_text()
+    val_cmd = md.index('--cfg-options split=val')
+    assert val_cmd < md.index(f'model.test_cfg.sem_seg_thr={chosen}')
+    # a second build reuses both results (no new calls)
+    calls = [(wd / 'val_threshold' / 'calls.txt').read_text(),
+             (wd / 'calls.txt').read_text()]
+    assert bt.main(args) == 0
+    assert [(wd / 'val_threshold' / 'calls.txt').read_text(),
+            (wd / 'calls.txt').read_text()] == calls
+    # collect mode without the val result: the row is missing, says why
+    spec['work_dir'] = str(tmp_path / 'wd2')
+    spec_file.write_text(json.dumps(spec))
+    assert bt.main(args + ['--collect-only']) == 0
+    assert 'no seg/best_iou_thr from A [val threshold]' in \
+        (out / 'thr.md').read_text()
+    assert bt.main([str(spec_file), '--dry-run']) == 0
+    printed = capsys.readouterr().out
+    assert 'split=val' in printed and \
+        "'model.test_cfg.sem_seg_thr=<seg/best_iou_thr of the val run>'" \
+        in printed
+    entry['val_threshold'] = dict(key='x')
+    spec_file.write_text(json.dumps(spec))
+    with pytest.raises(bt.SpecError, match='val_threshold needs'):
+        bt.main(args)

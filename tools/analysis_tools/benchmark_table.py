@@ -46,10 +46,11 @@ imdd-mm's registered metrics, values in [0, 1], printed in %):
                    ``--cfg-options model.backbone.timestep=<t>``
 ``data_efficiency`` [Figure 11, Table 13] one curve per pre-training
                    strategy over ``samples`` (N per class; ``{n}`` in config /
-                   checkpoint / work_dir is replaced by N): a table, a PNG
-                   curve, and the samples needed to reach ``target``
-                   accuracy (linear interpolation) with the efficiency
-                   relative to the ``reference`` strategy
+                   checkpoint / work_dir / cfg_options is replaced by N): a
+                   table, a PNG curve, and the samples needed to reach
+                   ``target`` accuracy (linear interpolation) with the
+                   efficiency relative to the ``reference`` strategy;
+                   ``seeds`` repeats runs (below)
 =================  =========================================================
 
 Spec example (YAML)::
@@ -81,10 +82,27 @@ replaced per category; ``none`` for training-free methods), optional
 dir to collect from instead of running; per category a dict category ->
 file), ``metric_keys`` (column -> result key), ``scale`` (default 100; 1
 when the results are already in %), ``categories``, ``category_key``,
-``protocol`` (``per_category`` / ``pooled``). Table keys: ``kind``,
+``protocol`` (``per_category`` / ``pooled``), ``val_threshold``
+(below). Table keys: ``kind``,
 ``name`` (file stem), ``title``, ``metrics`` (list of ``[column, key]``),
 ``categories``, ``protocol``, ``entries``. Training-set sizes ("# Training
 Samples") are counted from the training file each run's config uses.
+
+Seeds (``data_efficiency``): ``seeds`` (table or entry key) is a list of
+ints, used at every N, or a dict N -> list (N not listed: ``[0]``). Each
+seed is its own run; ``{seed}`` and ``{seed_suffix}`` (``''`` for seed 0,
+``'_seed<S>'`` otherwise, so seed 0 keeps the unseeded names) are replaced
+like ``{n}``, and ``results`` may map N -> seed -> file. A cell over
+several seeds shows mean ± sample standard deviation and the number of
+seeds; the ``<name>_per_seed`` table lists every seed's value.
+
+Thresholds chosen on a validation split (entry key ``val_threshold``:
+``cfg_options``, ``metric``, ``key``): the run is first tested with
+``cfg_options`` added (the validation split, e.g. DefectSegMetric's
+``thr_sweep``) in ``<work_dir>/val_threshold``; the value of ``metric`` in
+that result (e.g. ``seg/best_iou_thr``) is then passed to the test run as
+``--cfg-options <key>=<value>`` (e.g. ``model.test_cfg.sem_seg_thr``) and
+shown as the metric ``val_threshold/<metric>``. Both commands are printed.
 
 Usage:
     python tools/analysis_tools/benchmark_table.py SPEC --out-dir DIR \
@@ -266,8 +284,10 @@ class Run:
         self.work_dir = sub(entry.get('work_dir')) or work_dir
         self.train_dir = osp.join(self.work_dir, 'train')
         self.results = sub(entry.get('results'))
-        self.cfg_options = dict(entry.get('cfg_options') or {})
+        self.cfg_options = {k: sub(v) for k, v in
+                            (entry.get('cfg_options') or {}).items()}
         self.cfg_options.update(cfg_options or {})
+        self.seed = fmt.get('seed')
         self.metrics: Optional[dict] = None
         self.record: Optional[dict] = None
         self.source = ''
@@ -851,6 +871,127 @@ def _prepare_vocabulary(run: Run, entry: dict) -> None:
         run.cfg_options[key] = names
 
 
+def seed_suffix(seed: int) -> str:
+    """``''`` for seed 0 (the unseeded names), else ``'_seed<S>'``."""
+    return '' if seed == 0 else f'_seed{seed}'
+
+
+def seeds_at(entry: dict, table_spec: dict, n) -> list:
+    """Seeds of a ``data_efficiency`` entry at N: ``[None]`` (no
+    ``seeds`` key: one unseeded run), the ``seeds`` list, or
+    ``seeds[N]`` of a dict (``[0]`` for N not listed)."""
+    seeds = entry.get('seeds', table_spec.get('seeds'))
+    if seeds is None:
+        return [None]
+    if isinstance(seeds, dict):
+        seeds = seeds.get(n, seeds.get(str(n), [0]))
+    if not isinstance(seeds, (list, tuple)) or not seeds or not all(
+            isinstance(s, int) and not isinstance(s, bool) and s >= 0
+            for s in seeds) or len(set(seeds)) != len(seeds):
+        raise SpecError(f'{entry["name"]}: seeds must be a non-empty list '
+                        'of distinct ints >= 0 (or a dict N -> list), got '
+                        f'{seeds!r} at N={n}')
+    return list(seeds)
+
+
+def _pick(results, key):
+    """``results[key]`` (int or str key) of a dict, else ``results``."""
+    if isinstance(results, dict):
+        return results.get(key, results.get(str(key)))
+    return results
+
+
+def seed_cell(values: Sequence[Optional[float]], decimals: int) -> str:
+    """One value, or mean ± sample standard deviation over the seeds
+    that have a value with their count (``k of m seeds`` when some are
+    missing)."""
+    if len(values) == 1:
+        return _fmt(values[0], decimals)
+    present = [v for v in values if v is not None]
+    if not present:
+        return MISSING
+    mean = sum(present) / len(present)
+    cell = _fmt(mean, decimals)
+    if len(present) > 1:
+        var = sum((v - mean)**2 for v in present) / (len(present) - 1)
+        cell += f' ± {math.sqrt(var):.{decimals}f}'
+    count = (f'{len(present)} seeds' if len(present) == len(values) else
+             f'{len(present)} of {len(values)} seeds')
+    return f'{cell} ({count})'
+
+
+SEEDS_NOTE = ('Cells over several seeds: mean ± sample standard deviation '
+              '(n − 1) over the seeds with a result, and their number; '
+              'every seed\'s value is in the per-seed table.')
+
+
+def _per_seed_table(stem: str, title: str, table_spec: dict, groups,
+                    labels, column: str, key: str, decimals: int) -> Table:
+    """Rows = entry x seed, columns = N (empty: the seed is not run at
+    that N)."""
+    table = Table(f'{stem}_per_seed', f'{title} ({column}) Per seed.',
+                  [FIRST_COLUMN['data_efficiency'], 'Seed'] +
+                  [f'N={n}' for n in labels])
+    for entry, runs in groups:
+        cells: Dict[int, Dict] = {}  # seed -> N -> cell
+        for n in labels:
+            at_n = [r for m, r in runs if m == n]  # in seed order
+            for seed, run in zip(seeds_at(entry, table_spec, n), at_n):
+                cells.setdefault(seed, {})[n] = _fmt(
+                    _value(run, column, key), decimals)
+        for seed in sorted(cells):
+            table.rows.append([entry['name'], str(seed)] +
+                              [cells[seed].get(n, '') for n in labels])
+    table.add_note('Empty: the seed is not part of the spec at that N.')
+    return table
+
+
+def threshold_run(run: Run) -> Optional[Run]:
+    """The validation run of an entry with ``val_threshold`` (None
+    without): the same config and checkpoint, the entry's ``cfg_options``
+    plus ``val_threshold.cfg_options`` (the validation split and, e.g.,
+    a metric's threshold sweep), in ``<work_dir>/val_threshold``."""
+    vt = run.entry.get('val_threshold')
+    if vt is None:
+        return None
+    if not isinstance(vt, dict) or not isinstance(
+            vt.get('cfg_options'), dict) or not vt.get('key') or \
+            not vt.get('metric'):
+        raise SpecError(f'{run.name}: val_threshold needs cfg_options (a '
+                        'dict: how to test on the validation split), key '
+                        '(the option the chosen value sets) and metric '
+                        '(the validation result that holds it)')
+    if run.results:
+        raise SpecError(f'{run.name}: val_threshold needs a config and '
+                        'checkpoint to run, not results')
+    val = Run(run.name + ' [val threshold]', {}, osp.join(
+        run.work_dir, 'val_threshold'))
+    val.entry = run.entry
+    val.config, val.checkpoint, val.seed = run.config, run.checkpoint, \
+        run.seed
+    val.cfg_options = dict(run.cfg_options, **vt['cfg_options'])
+    return val
+
+
+def _apply_val_threshold(run: Run, val: Run, executor) -> bool:
+    """Run (or collect) ``val`` and set ``run.cfg_options[key]`` to its
+    ``metric``; False (``run.missing`` set) when there is none."""
+    vt = run.entry['val_threshold']
+    executor(val)
+    value = (val.metrics or {}).get(vt['metric'])
+    if getattr(executor, 'mode', None) == 'dry-run':
+        run.cfg_options[vt['key']] = f'<{vt["metric"]} of the val run>'
+        executor(run)
+        return False
+    if value is None or isinstance(value, (str, bool)) or math.isnan(
+            float(value)):
+        run.missing = (f'no {vt["metric"]} from {val.name} '
+                       f'({val.missing or "not in its result"})')
+        return False
+    run.cfg_options[vt['key']] = float(value)
+    return True
+
+
 def _expand(entry: dict, table_spec: dict, kind: str,
             base_wd: str) -> List[tuple]:
     """``[(label, Run)]`` of one entry: per timestep, per N, per category
@@ -876,16 +1017,23 @@ def _expand(entry: dict, table_spec: dict, kind: str,
         samples = table_spec.get('samples', [25, 50, 100, 200, 350])
         runs = []
         for n in samples:
-            results = entry.get('results') or {}
-            sub_entry = dict(entry)
-            sub_entry['results'] = (results.get(n, results.get(str(n)))
-                                    if isinstance(results, dict) else
-                                    results)
-            if sub_entry['results'] is None and not entry.get('config'):
-                runs.append((n, None))
-                continue
-            runs.append((n, Run(f'{entry["name"]} N={n}', sub_entry,
-                                f'{base_wd}_n{n}', fmt=dict(n=n))))
+            for seed in seeds_at(entry, table_spec, n):
+                results = _pick(entry.get('results') or {}, n)
+                if seed is not None:
+                    results = _pick(results, seed)
+                sub_entry = dict(entry, results=results)
+                if results is None and not entry.get('config'):
+                    runs.append((n, None))
+                    continue
+                if seed is None:
+                    runs.append((n, Run(f'{entry["name"]} N={n}', sub_entry,
+                                        f'{base_wd}_n{n}', fmt=dict(n=n))))
+                    continue
+                suffix = seed_suffix(seed)
+                runs.append((n, Run(
+                    f'{entry["name"]} N={n} seed={seed}', sub_entry,
+                    f'{base_wd}_n{n}{suffix}',
+                    fmt=dict(n=n, seed=seed, seed_suffix=suffix))))
         return runs
     cats = _categories(entry, table_spec)
     if cats is not None:
@@ -977,8 +1125,20 @@ def build_table(table_spec: dict, executor: Callable[[Run], None],
             raise SpecError(f'{stem}: {e}') from e
 
     all_runs = [r for _, runs in groups for _, r in runs if r is not None]
-    for run in all_runs:
+    test_runs, all_runs = all_runs, []
+    for run in test_runs:
+        val = threshold_run(run)
+        if val is not None:
+            all_runs.append(val)
+            if not _apply_val_threshold(run, val, executor):
+                all_runs.append(run)
+                continue
         executor(run)
+        if val is not None and run.metrics is not None:
+            vt = run.entry['val_threshold']
+            run.metrics = dict(run.metrics, **{
+                f'val_threshold/{vt["metric"]}': run.cfg_options[vt['key']]})
+        all_runs.append(run)
     commands = _command_lines(all_runs, executor) if isinstance(
         executor, Executor) else [
             f'# {r.name}: {r.source or "not run"}' for r in all_runs]
@@ -1008,7 +1168,7 @@ def build_table(table_spec: dict, executor: Callable[[Run], None],
                                               decimals))
     elif kind in ('timestep', 'data_efficiency'):
         column, key = metrics[0]
-        labels = [lab for lab, _ in groups[0][1]]
+        labels = list(dict.fromkeys(lab for lab, _ in groups[0][1]))
         if kind == 'timestep':
             header = ['Method', 't'] + [c for c, _ in metrics]
             table = Table(stem, title, header)
@@ -1022,12 +1182,15 @@ def build_table(table_spec: dict, executor: Callable[[Run], None],
             header = [FIRST_COLUMN[kind]] + [f'N={n}' for n in labels]
             table = Table(stem, title + f' ({column})', header)
             curves = {}
+            seeded = False
             for entry, runs in groups:
-                values = [_value(r, column, key) if r else None
-                          for _, r in runs]
-                curves[entry['name']] = ([n for n, _ in runs], values)
+                per_n = [[_value(r, column, key) if r else None
+                          for m, r in runs if m == n] for n in labels]
+                seeded = seeded or any(len(v) > 1 for v in per_n)
+                values = [_mean(v) for v in per_n]
+                curves[entry['name']] = (labels, values)
                 table.rows.append([entry['name']] +
-                                  [_fmt(v, decimals) for v in values])
+                                  [seed_cell(v, decimals) for v in per_n])
                 for n, r in runs:
                     ts = (r.record or {}).get('train_samples') if r else None
                     if ts and not ts.get('training_free') and \
@@ -1036,6 +1199,11 @@ def build_table(table_spec: dict, executor: Callable[[Run], None],
                             f'{r.name}: the training file has '
                             f'{_samples_label(ts)}, not N={n} per class.')
             tables.append(table)
+            if seeded:
+                table.add_note(SEEDS_NOTE)
+                tables.append(_per_seed_table(stem, title, table_spec,
+                                              groups, labels, column, key,
+                                              decimals))
             tables.append(
                 _samples_to_target(table_spec, groups, curves, stem,
                                    decimals))

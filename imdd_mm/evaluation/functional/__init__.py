@@ -11,8 +11,8 @@ from .ranking import (StreamingAUROC, StreamingPixelCurves, aupro,
                       aupro_exact, auroc_exact, image_auroc, label_regions,
                       partial_curve_area, pixel_auroc)
 from .segmentation import (areas_to_metrics, binary_seg_counts,
-                           binary_seg_metrics, intersect_and_union,
-                           seg_metrics)
+                           binary_seg_counts_at, binary_seg_metrics,
+                           intersect_and_union, seg_metrics)
 
 __all__ = [
     'classification_accuracy', 'classification_metrics', 'BOX_MODES',
@@ -20,6 +20,7 @@ __all__ = [
     'coco_box_metrics', 'masks_to_boxes', 'StreamingAUROC',
     'StreamingPixelCurves', 'aupro', 'aupro_exact', 'auroc_exact',
     'image_auroc', 'label_regions', 'partial_curve_area', 'pixel_auroc',
-    'areas_to_metrics', 'binary_seg_counts', 'binary_seg_metrics',
+    'areas_to_metrics', 'binary_seg_counts', 'binary_seg_counts_at',
+    'binary_seg_metrics',
     'intersect_and_union', 'seg_metrics'
 ]

@@ -29,7 +29,7 @@ and F1 / IoU / Dice of the defect class.
 Label convention (DESIGN "Samples"): 0 = normal background, ``k + 1`` =
 defect class ``k``.
 """
-from typing import Dict, Tuple
+from typing import Dict, Sequence, Tuple
 
 import numpy as np
 
@@ -103,6 +103,21 @@ def areas_to_metrics(area_intersect: np.ndarray, area_union: np.ndarray,
             Recall=recall)
 
 
+def _kept_pixels(pred: np.ndarray, gt_defect: np.ndarray,
+                 ignore: np.ndarray, what: str) -> Tuple[np.ndarray,
+                                                         np.ndarray]:
+    """``pred`` and the bool ground truth (same shape checked), without
+    the ``ignore`` pixels."""
+    g = np.asarray(gt_defect, bool)
+    if pred.shape != g.shape:
+        raise ValueError(f'{what} {pred.shape} and ground truth {g.shape} '
+                         'differ in shape')
+    if ignore is not None:
+        keep = ~np.asarray(ignore, bool)
+        pred, g = pred[keep], g[keep]
+    return pred, g
+
+
 def binary_seg_counts(pred_defect: np.ndarray,
                       gt_defect: np.ndarray,
                       ignore: np.ndarray = None) -> np.ndarray:
@@ -113,19 +128,54 @@ def binary_seg_counts(pred_defect: np.ndarray,
         gt_defect (np.ndarray): (H, W) bool ground-truth defect pixels.
         ignore (np.ndarray, optional): (H, W) bool pixels to drop.
     """
-    p = np.asarray(pred_defect, bool)
-    g = np.asarray(gt_defect, bool)
-    if p.shape != g.shape:
-        raise ValueError(f'prediction {p.shape} and ground truth {g.shape} '
-                         'differ in shape')
-    if ignore is not None:
-        keep = ~np.asarray(ignore, bool)
-        p, g = p[keep], g[keep]
+    p, g = _kept_pixels(np.asarray(pred_defect, bool), gt_defect, ignore,
+                        'prediction')
     tp = int(np.count_nonzero(p & g))
     fp = int(np.count_nonzero(p & ~g))
     fn = int(np.count_nonzero(~p & g))
     tn = int(p.size - tp - fp - fn)
     return np.array([tp, fp, fn, tn], np.int64)
+
+
+def binary_seg_counts_at(score: np.ndarray, gt_defect: np.ndarray,
+                         thresholds: Sequence[float],
+                         ignore: np.ndarray = None) -> np.ndarray:
+    """``[TP, FP, FN, TN]`` of ``score >= t`` for every threshold ``t``.
+
+    Equal to :func:`binary_seg_counts` of ``score >= t`` at each ``t``,
+    from one pass over the pixels (each pixel is counted in the bin of
+    the thresholds it reaches).
+
+    Args:
+        score (np.ndarray): (H, W) float defect score.
+        gt_defect (np.ndarray): (H, W) bool ground-truth defect pixels.
+        thresholds (Sequence[float]): T thresholds, in any order.
+        ignore (np.ndarray, optional): (H, W) bool pixels to drop.
+
+    Returns:
+        np.ndarray: (T, 4) int64 counts, in the order of ``thresholds``.
+    """
+    s, g = _kept_pixels(np.asarray(score, np.float64), gt_defect, ignore,
+                        'score')
+    thr = np.asarray(list(thresholds), np.float64)
+    if thr.ndim != 1 or thr.size == 0 or not np.isfinite(thr).all():
+        raise ValueError(f'thresholds must be a non-empty list of finite '
+                         f'numbers, got {list(thresholds)!r}')
+    order = np.argsort(thr, kind='stable')
+    sorted_thr = thr[order]
+    # number of thresholds each pixel reaches (score >= t)
+    reached = np.searchsorted(sorted_thr, s.ravel(), side='right')
+    t = sorted_thr.size
+    pos = np.bincount(reached[g.ravel()], minlength=t + 1)
+    neg = np.bincount(reached[~g.ravel()], minlength=t + 1)
+    # pixels with reached > i pass sorted threshold i
+    tp = pos[::-1].cumsum()[::-1][1:]
+    fp = neg[::-1].cumsum()[::-1][1:]
+    fn = int(g.sum()) - tp
+    tn = int((~g).sum()) - fp
+    out = np.empty((t, 4), np.int64)
+    out[order] = np.stack([tp, fp, fn, tn], 1)
+    return out
 
 
 def binary_seg_metrics(counts: np.ndarray) -> Dict[str, float]:

@@ -9,7 +9,8 @@ from mmengine.evaluator import BaseMetric
 from mmseg.registry import METRICS as SEG_METRICS
 
 from ..functional import (areas_to_metrics, binary_seg_counts,
-                          binary_seg_metrics, intersect_and_union)
+                          binary_seg_counts_at, binary_seg_metrics,
+                          intersect_and_union)
 from .sample_utils import (check_label_names, gt_label_map, sample_name,
                            to_numpy)
 
@@ -47,6 +48,16 @@ class DefectSegMetric(BaseMetric):
     background and every class (NaN classes skipped, as in mmseg), plus
     ``IoU_<class>`` when ``per_class=True``.
 
+    Threshold sweep (``thr_sweep``, a list of thresholds): the binary
+    ``iou@<t>`` and ``f1@<t>`` of ``pred_score_map.data >= t`` for every
+    ``t``, and ``best_iou_thr`` / ``best_iou`` (the threshold of the
+    highest IoU on *this* split, the lowest on ties, and that IoU). Run on
+    a validation split it chooses the threshold to set as the model's
+    ``test_cfg.sem_seg_thr`` for the test split; on the test split itself
+    it is an oracle, a diagnostic only. For models whose defect map is
+    ``score_map >= test_cfg.sem_seg_thr`` (IMDDMask2Former,
+    SupervisedUNet) ``iou@<sem_seg_thr>`` equals ``iou``.
+
     Args:
         num_classes (int, optional): defect classes; defaults to
             ``len(dataset_meta['classes'])``.
@@ -57,6 +68,8 @@ class DefectSegMetric(BaseMetric):
             names label 0 (mmseg datasets); else label 0 is added.
         ignore_index (int): ignored ground-truth value.
         per_class (bool): also report per-class IoU.
+        thr_sweep (Sequence[float], optional): thresholds of the sweep
+            over ``pred_score_map`` (above); None: no sweep.
         collect_device (str): ``'cpu'`` or ``'gpu'``.
         prefix (str): metric name prefix. Defaults to ``'seg'``.
     """
@@ -70,6 +83,7 @@ class DefectSegMetric(BaseMetric):
                  background_in_classes: bool = False,
                  ignore_index: int = 255,
                  per_class: bool = False,
+                 thr_sweep: Optional[Sequence[float]] = None,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
@@ -86,6 +100,13 @@ class DefectSegMetric(BaseMetric):
         self.gt_source = gt_source
         self.ignore_index = ignore_index
         self.per_class = per_class
+        self.thr_sweep = None
+        if thr_sweep is not None:
+            thrs = [float(t) for t in thr_sweep]
+            if not thrs or len(set(thrs)) != len(thrs):
+                raise ValueError('thr_sweep must be a non-empty list of '
+                                 f'distinct thresholds, got {thr_sweep!r}')
+            self.thr_sweep = thrs
 
     def _num_labels(self) -> int:
         if self.num_classes is not None:
@@ -126,6 +147,20 @@ class DefectSegMetric(BaseMetric):
                              f'{gt.shape}, prediction {tuple(shape)}')
         return gt
 
+    def _sweep_counts(self, sample: dict, gt: np.ndarray,
+                      ignore: np.ndarray) -> np.ndarray:
+        field = sample.get('pred_score_map')
+        if field is None:
+            raise KeyError(f'{sample_name(sample)}: thr_sweep needs '
+                           '`pred_score_map` in the prediction')
+        score = to_numpy(field.get('data'))
+        score = score.reshape(score.shape[-2:])
+        if score.shape != gt.shape:
+            raise ValueError(f'{sample_name(sample)}: pred_score_map is '
+                             f'{score.shape}, ground truth {gt.shape}')
+        return binary_seg_counts_at(score, gt > 0, self.thr_sweep,
+                                    ignore=ignore)
+
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
         num_labels = self._num_labels()
         for sample in data_samples:
@@ -143,15 +178,17 @@ class DefectSegMetric(BaseMetric):
                                         self.ignore_index))
             else:
                 areas = None
-            self.results.append((counts, areas))
+            sweep = (self._sweep_counts(sample, gt, ignore)
+                     if self.thr_sweep is not None else None)
+            self.results.append((counts, areas, sweep))
 
     def compute_metrics(self, results: list) -> dict:
         counts = np.zeros(4, np.int64)
-        for c, _ in results:
+        for c, *_ in results:
             counts += c
         out = dict(binary_seg_metrics(counts))
         if self.pred_source == 'sem_seg' and results:
-            totals = np.sum([a for _, a in results], axis=0)
+            totals = np.sum([r[1] for r in results], axis=0)
             per = areas_to_metrics(*totals)
             with warnings.catch_warnings():  # all-NaN means stay NaN
                 warnings.simplefilter('ignore', RuntimeWarning)
@@ -168,4 +205,16 @@ class DefectSegMetric(BaseMetric):
                          ) + [str(c) for c in classes]
                 for name, iou in zip(names, per['IoU']):
                     out[f'IoU_{name}'] = float(iou)
+        if self.thr_sweep is not None and results:
+            sweep = np.sum([r[2] for r in results], axis=0)
+            best_thr, best_iou = None, -1.0
+            for t, c in zip(self.thr_sweep, sweep):
+                m = binary_seg_metrics(c)
+                out[f'iou@{t:g}'] = m['iou']
+                out[f'f1@{t:g}'] = m['f1']
+                if m['iou'] > best_iou or (m['iou'] == best_iou
+                                           and t < best_thr):
+                    best_thr, best_iou = t, m['iou']
+            out['best_iou_thr'] = best_thr
+            out['best_iou'] = best_iou
         return out

@@ -11,7 +11,8 @@ from torch import Tensor
 
 from imdd_mm.utils.provenance import random_source
 from ..backbones._registry import register_model
-from ..backbones.frozen import FrozenModulesMixin, freeze_module
+from ..backbones.frozen import (FrozenModulesMixin, freeze_module,
+                                seeded_init)
 from ..text_encoders.openclip_utils import build_clip_visual
 
 
@@ -46,7 +47,9 @@ class ImplicitCaptioner(FrozenModulesMixin, BaseModule):
             get no gradient anyway — keeps DDP free of unused parameters).
             The frozen MLP is then held like the tower: not in
             ``state_dict()``; load it with ``load_stage1_weights``.
-        seed (int | None): seed of the random init of the tower. Default 0.
+        seed (int | None): seed of the random init of the tower and, when
+            ``frozen_mlp``, of the MLP (which frozen is never saved in a
+            checkpoint, so test runs must rebuild the same one). Default 0.
         init_cfg (dict | None): mmengine init cfg (for the MLP).
 
     Example:
@@ -87,15 +90,20 @@ class ImplicitCaptioner(FrozenModulesMixin, BaseModule):
             persistent=False)
         self.add_frozen_module('visual', visual)
         self.set_frozen_source('visual', info['source'])
-        mlp = nn.Sequential(
-            nn.Linear(in_dim, hidden_dim), nn.GELU(),
-            nn.Linear(hidden_dim, out_dim))
         self.frozen_mlp = bool(frozen_mlp)
+        # a frozen MLP is never saved in checkpoints (frozen modules are
+        # hidden): until Stage-1 weights replace it, its random init must
+        # be the same in every process (training and test), so it is
+        # seeded; a trainable MLP follows the run's global seed
+        with seeded_init(seed if self.frozen_mlp else None):
+            mlp = nn.Sequential(
+                nn.Linear(in_dim, hidden_dim), nn.GELU(),
+                nn.Linear(hidden_dim, out_dim))
         if self.frozen_mlp:
             self.add_frozen_module('mlp', freeze_module(mlp))
             # until Stage-1 weights are loaded (set_mlp_source)
             self.set_frozen_source('mlp', random_source(
-                None, init='torch_default', model='captioner MLP'))
+                seed, init='torch_default', model='captioner MLP'))
         else:
             self.mlp = mlp
 

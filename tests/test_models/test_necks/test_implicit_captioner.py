@@ -105,3 +105,29 @@ def test_registry_and_full_size():
     n_tower = sum(p.numel() for p in full.visual.parameters())
     assert 85e6 < n_tower < 88e6, n_tower  # ViT-B/16 image tower
     assert sum(p.numel() for p in full.mlp.parameters()) == 328704
+
+
+def test_frozen_random_mlp_is_the_same_in_every_process():
+    """A frozen MLP is not in checkpoints, so a test run rebuilds it: its
+    random init is seeded (not the global RNG, which mmengine seeds
+    differently per run), recorded with its seed; a trainable MLP still
+    follows the global RNG."""
+    def frozen_mlp(global_seed, seed=0):
+        torch.manual_seed(global_seed)
+        cap = ImplicitCaptioner(model_name=TINY_CLIP_CONFIG,
+                                frozen_mlp=True, seed=seed)
+        return [p.clone() for p in cap.mlp.parameters()], cap
+
+    first, cap = frozen_mlp(1)
+    second, _ = frozen_mlp(2)
+    for a, b in zip(first, second):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    other, _ = frozen_mlp(1, seed=1)
+    assert not torch.equal(first[0], other[0])
+    src = cap.frozen_sources()['mlp']
+    assert src['kind'] == 'random' and src['seed'] == 0
+    torch.manual_seed(1)
+    a = ImplicitCaptioner(model_name=TINY_CLIP_CONFIG).mlp[0].weight
+    torch.manual_seed(2)
+    b = ImplicitCaptioner(model_name=TINY_CLIP_CONFIG).mlp[0].weight
+    assert not torch.equal(a, b)
