@@ -47,8 +47,9 @@ def _entries():
 
 tables = [
     dict(kind='data_efficiency', name='small_study_accuracy',
-         title='Small study: defect-class accuracy vs. labelled images per '
-         'class (Magnetic Tile test split)',
+         title='Small study: image classification accuracy (cls/accuracy: '
+         'every test image, defect-free ones included) vs. labelled images '
+         'per class (Magnetic Tile test split)',
          samples=_samples, target=0.5,
          reference=_runs['a'][0], entries=_entries()),
     dict(kind='data_efficiency', name='small_study_pauroc',

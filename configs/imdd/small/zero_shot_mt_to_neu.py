@@ -4,7 +4,7 @@
 # class names given only at test time (test_vocabulary); NEU's boxes are the
 # ground truth of the box metrics. Test only:
 #   python tools/test.py configs/imdd/small/zero_shot_mt_to_neu.py \
-#       work_dirs/small_study/a_n1000/time_budget.pth
+#       work_dirs/small_study/a_n50/time_budget.pth
 _base_ = ['./stage2_small.py']
 ann_root = 'data/imdd/neu_det/annotations/'
 img_root = '../shared/data/neu_det/'
