@@ -6,7 +6,7 @@ masks (scoring), read straight from ``../shared/data/magnetic_tile`` and
 resized to a small square input; tests skip when the data is absent.
 """
 from pathlib import Path
-from typing import List, Tuple
+from typing import Callable, List, Optional, Tuple
 
 import numpy as np
 import pytest
@@ -18,12 +18,18 @@ INPUT_SIZE = 64
 DEFECT_CLASSES = ('MT_Blowhole', 'MT_Crack', 'MT_Break', 'MT_Fray')
 
 
-def _load(path: Path, size: int) -> Tuple[torch.Tensor, tuple]:
+def _load(path: Path, size: int,
+          exposure: Optional[Callable] = None) -> Tuple[torch.Tensor, tuple]:
+    """``path`` as a (3, size, size) uint8 BGR tensor and its original
+    (h, w); ``exposure`` (e.g. ``NormalizeExposure().transform``) is applied
+    to the full-size image first, as in a data pipeline."""
     import cv2
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)  # gray -> 3 ch BGR
     if img is None:
         raise FileNotFoundError(path)
     ori = img.shape[:2]
+    if exposure is not None:
+        img = exposure(dict(img=img))['img']
     img = cv2.resize(img, (size, size), interpolation=cv2.INTER_LINEAR)
     return torch.from_numpy(img).permute(2, 0, 1).contiguous(), ori
 
