@@ -16,13 +16,14 @@ each baseline runs with what an offline machine has: frozen random-init
 backbones (seeded) for the feature-based methods and a few hundred CPU
 training steps for the methods trained from scratch. Every image of the
 fixture goes through :class:`NormalizeExposure` (grey mean 128, std 32;
-since 2026-12-01 14:10 UTC, for every baseline alike): random-init
+since 2026-12-01 14:02 UTC, for every baseline alike): random-init
 networks are not invariant to Magnetic Tile's exposure differences, which
 was the measured cause of several failures (README). A baseline is checked
-when its offline setting clears the bar on seeds 0 and 1 and, on seed 0,
-with ``ATEN_CPU_CAPABILITY=avx2`` and ``=default`` (rule written down
-before those runs; seeds 2 and 3 were run afterwards as a confirmation and
-are reported, whatever they gave). A baseline that does not is listed in
+when its offline setting clears the bar on each of seeds 0-3 and, on seed
+0, with ``ATEN_CPU_CAPABILITY=avx2`` and ``=default`` (this rule replaced a
+seeds-0-and-1 rule at 14:22 UTC, after seeds 2 and 3 failed two baselines
+that rule had admitted; seeds 4 and 5 were run afterwards as a confirmation
+and are reported, whatever they gave). A baseline that does not is listed in
 ``UNCHECKED`` with the reason and measured by :func:`main` only; the values
 and reasons are in ``configs/baselines/anomaly/README.md`` ("Tests that
 catch a broken method").
@@ -63,7 +64,7 @@ NUM_TEST_NORMAL = 16  # MT_Free[32:48]
 def load_quality_data(root, exposure: bool = True) -> dict:
     """The fixture's images (see the module docstring) from ``root``, each
     through :class:`NormalizeExposure` (defaults) unless ``exposure`` is
-    False (the setting measured before 2026-12-01 14:10 UTC)."""
+    False (the setting measured before 2026-12-01 14:02 UTC)."""
     import cv2
     norm = NormalizeExposure().transform if exposure else None
     free = sorted((root / 'MT_Free' / 'Imgs').glob('*.jpg'))
@@ -215,17 +216,16 @@ def run_dmad(data):
 
 
 def run_fair(data):
-    """FAIR trains its restorer from scratch: 400 Adam steps of 5 images
-    (62 epochs of the 32 fitting images; FAIR's schedule is 800 epochs).
-    120 steps, the setting before 2026-12-01 14:10 UTC, stays below the
-    bar (README)."""
+    """FAIR trains its restorer from scratch: 800 Adam steps of 5 images
+    (125 epochs of the 32 fitting images; FAIR's schedule is 800 epochs).
+    120 and 400 steps stay below the bar on some seeds (README)."""
     model = FrequencyRestorationAD(base_channels=16, num_stages=4,
                                    mean_filter_size=5)  # 21 at 256 px
-    train(model, data, steps=400, lr=1e-3)
+    train(model, data, steps=800, lr=1e-3)
     return predict_maps(model, data)
 
 
-#: Checked: the offline setting clears the bar on seeds 0 and 1, and on
+#: Checked: the offline setting clears the bar on seeds 0-3, and on
 #: seed 0 with every CPU kernel set tried (native, ATEN_CPU_CAPABILITY=avx2
 #: and default); values in the README.
 BASELINES: Dict[str, Callable] = {
@@ -233,7 +233,6 @@ BASELINES: Dict[str, Callable] = {
     'MuSc-style': run_musc,
     'PromptAD-style': run_promptad,
     'FAIR-style': run_fair,
-    'DDAD-style': run_ddad,
 }
 #: Not checkable offline: name -> (run, why). Measured by ``main`` only
 #: (README table); their contracts are tested in test_anomaly_baselines.py.
@@ -246,6 +245,11 @@ UNCHECKED: Dict[str, Tuple[Callable, str]] = {
         run_dmad,
         'pooled 0.55 / 0.63 on seeds 0 / 1 at 120 steps, and no budget up '
         'to 1000 steps is above the bar on both seeds'),
+    'DDAD-style': (
+        run_ddad,
+        'pooled 0.65 / 0.63 / 0.61 / 0.58 on seeds 0-3 at 600 steps and '
+        '0.60 / 0.56 at 1200 (per-image 0.80-0.83): the tiny denoiser\'s '
+        'error levels are not comparable across images'),
     'SimpleNet': (
         run_simplenet,
         'with random features the discriminator learns the Gaussian '
@@ -255,7 +259,7 @@ UNCHECKED: Dict[str, Tuple[Callable, str]] = {
 #: Not checked at all: zero-shot WinCLIP-style with random CLIP weights has
 #: prompts without information (contract only, test_anomaly_baselines.py).
 
-SLOW = ('FAIR-style', 'DDAD-style')  # > 20 s on 2 idle cores
+SLOW = ('FAIR-style',)  # > 20 s on 2 idle cores
 
 
 @pytest.mark.real_data
