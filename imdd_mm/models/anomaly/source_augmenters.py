@@ -13,30 +13,30 @@ with numpy/cv2 from the behaviour ``imgaug`` documents, on ``uint8``
 its arrays are BGR while ``imgaug``'s colour-space augmenters assume RGB;
 :func:`augment_source` takes BGR arrays so that this quirk is followed.
 
-======================== ===============================================
-original (``iaa.``)      here
-======================== ===============================================
-GammaContrast((0.5, 2),  :func:`gamma_contrast`, one gamma per channel
-per_channel=True)
-MultiplyAndAddToBrightness :func:`multiply_add_brightness`: Y / V / L /
-(mul=(0.8, 1.2),          L / L / Y of YCrCb, HSV, HLS, Lab, Luv, YUV
-add=(-30, 30))            (one at random), x mul and + add (integer), in
-                          random order
-pillike.EnhanceSharpness :func:`enhance_sharpness`, factor U(0, 2)
-AddToHueAndSaturation    :func:`add_hue_saturation`, hue and saturation
-((-50, 50), per_channel) offsets drawn separately (integers)
-Solarize(0.5, threshold  :func:`solarize` with probability 1/2
-=(32, 128))
-Posterize()              :func:`posterize`, 1..8 bits
-Invert()                 :func:`invert` (always)
-pillike.Autocontrast()   :func:`autocontrast`, cut-off 0..20 %
-pillike.Equalize()       :func:`equalize`
-Affine(rotate=(-45, 45)) :func:`rotate`, U(-45, 45) degrees
-no-DTD only:
-WithColorspace(HSV,      :func:`add_hue_clipped`, + 0..90 to OpenCV's
-WithChannels(0, Add))    hue, clipped at 255 (not wrapped)
-Dropout2d(p=0.5)         :func:`dropout_channels`, at least 1 kept
-======================== ===============================================
+Original (``iaa.``) -> here:
+
+* ``GammaContrast((0.5, 2.0), per_channel=True)`` -> :func:`gamma_contrast`,
+  one gamma per channel;
+* ``MultiplyAndAddToBrightness(mul=(0.8, 1.2), add=(-30, 30))`` ->
+  :func:`multiply_add_brightness`: the brightness channel (Y / V / L / L /
+  L / Y) of YCrCb, HSV, HLS, Lab, Luv or YUV (one at random), times ``mul``
+  and plus an integer ``add``, in random order;
+* ``pillike.EnhanceSharpness()`` -> :func:`enhance_sharpness`, factor
+  U(0, 2);
+* ``AddToHueAndSaturation((-50, 50), per_channel=True)`` ->
+  :func:`add_hue_saturation`, integer hue and saturation offsets drawn
+  separately;
+* ``Solarize(0.5, threshold=(32, 128))`` -> :func:`solarize` with
+  probability 1/2, threshold U(32, 128);
+* ``Posterize()`` -> :func:`posterize`, 1..8 bits;
+* ``Invert()`` -> :func:`invert` (always: imgaug 0.4.0's ``p=1``);
+* ``pillike.Autocontrast()`` -> :func:`autocontrast`, cut-off 0..20 %;
+* ``pillike.Equalize()`` -> :func:`equalize`;
+* ``Affine(rotate=(-45, 45))`` -> :func:`rotate_uint8`, U(-45, 45) degrees;
+* no-DTD list only: ``WithColorspace(HSV, WithChannels(0, Add((0, 90))))``
+  -> :func:`add_hue_clipped` (+ 0..90 on OpenCV's hue, clipped at 255, not
+  wrapped) and ``Dropout2d(p=0.5)`` -> :func:`dropout_channels` (each
+  channel zeroed with probability 1/2, at least one kept).
 """
 from typing import Callable, Dict, Optional, Sequence, Tuple
 

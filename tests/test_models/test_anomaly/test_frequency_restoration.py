@@ -456,3 +456,16 @@ def test_fair_training_step_with_textures_and_rotation(tmp_path):
         losses = [float(model.train_step(batch, optim)['loss'])
                   for _ in range(2)]
         assert all(np.isfinite(losses))
+
+
+def test_rotate_uint8_matches_cv2_on_uint8():
+    """The Affine(rotate) augmenter: cv2's uint8 rotation (rounded)."""
+    import cv2
+    img = _img(7, (9, 12, 3))
+    matrix = cv2.getRotationMatrix2D((5.5, 4.0), -40.0, 1.0)
+    ref = cv2.warpAffine(img, matrix, (12, 9), flags=cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    out = sa.rotate_uint8(img, 40.0)
+    assert out.dtype == np.uint8
+    assert np.abs(out.astype(int) - ref.astype(int)).max() <= 8  # 1/32 wts
+    assert np.abs(out.astype(int) - ref.astype(int)).mean() < 1
