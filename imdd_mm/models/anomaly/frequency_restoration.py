@@ -24,21 +24,26 @@ Implemented as there:
   N(1, 0.02).
 * Target: the clean colour image in [0, 1]; loss ``MSE + (1 - SSIM)``
   (Gaussian window 11, sigma 1.5, data range 1).
-* Training inputs carry synthetic anomalies (1/4 cut-paste, 1/4 Perlin
-  blend, 1/2 clean; :mod:`.synthetic_anomalies`, which lists its
-  simplifications).
+* Training: 30 % of the training images are rotated by U(-90, 90)
+  degrees (input and target); the inputs carry synthetic anomalies (1/4
+  cut-paste, 1/4 Perlin blend with a DTD texture or, without
+  ``texture_dir``, another training image, each through 3 random
+  augmenters of the original's lists; 1/2 clean;
+  :mod:`.synthetic_anomalies`, :mod:`.source_augmenters`).
 * Score: ``MSGMS(x, x_hat) + 0.0003 * ((a - a_hat)^2 + (b - b_hat)^2)``
   (multi-scale gradient-magnitude similarity, 2 scales, Prewitt, ``c =
   0.0026``; CIELAB a/b), 21 x 21 mean filter; image score = the map's
   maximum.
 
-Different from the original (so "FAIR-style"): the synthetic anomalies'
-source and augmentations (see :mod:`.synthetic_anomalies`), no random
-rotation of the training images (the original rotates 30 % of them by up
-to 90 degrees), the restoration is clamped to [0, 1] before scoring (the
-original scores the raw output), CIELAB is computed from RGB (the original
-feeds OpenCV's BGR images to an RGB-to-Lab conversion) and the map is
-resized to the original image size afterwards (shared post-processing).
+Scored as the original: the raw restoration (not clamped), and the colour
+term of its quirk, CIELAB of the channel-reversed images (it feeds
+OpenCV's BGR arrays to an RGB-to-Lab conversion; ours are RGB).
+
+Different from the original (so "FAIR-style"): without ``texture_dir`` the
+Perlin source is drawn from the batch (the original: from the whole
+training set), and the map is resized to the original image size
+afterwards (shared post-processing); see
+``configs/baselines/anomaly/README.md`` ("Faithfulness") for the rest.
 """
 from typing import Dict, List, Optional, Tuple
 
@@ -50,7 +55,8 @@ from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmdet.utils import OptConfigType, OptMultiConfig
 from .base import BaseAnomalyDetector
-from .synthetic_anomalies import synthesize_anomalies
+from .synthetic_anomalies import (list_textures, random_rotate,
+                                  synthesize_anomalies)
 
 #: ITU-R BT.601 luma weights (R, G, B), as OpenCV's RGB/BGR-to-gray.
 LUMA = (0.299, 0.587, 0.114)
@@ -224,10 +230,10 @@ class FrequencyRestorationAD(BaseAnomalyDetector):
     Butterworth high-pass of its grayscale version, score the restoration
     error (MSGMS + CIELAB colour term).
 
-    Normalisation: the MSGMS map lies in [0, 1]; with the restoration
-    clamped to [0, 1], ``|a - a_hat|, |b - b_hat| < 256``; so
-    ``normalize_scores`` divides by ``1 + color_weight * 2 * 256 ** 2``
-    (a fixed increasing map).
+    Normalisation: the MSGMS map lies in [0, 1]; for restorations in
+    [0, 1], ``|a - a_hat|, |b - b_hat| < 256``; so ``normalize_scores``
+    divides by ``1 + color_weight * 2 * 256 ** 2`` and clips at 1 (only a
+    raw restoration far outside [0, 1] reaches the clip).
 
     Args:
         base_channels (int): U-Net width ``w``. Defaults to 128.
@@ -238,6 +244,12 @@ class FrequencyRestorationAD(BaseAnomalyDetector):
         ssim_weight (float): Weight of ``1 - SSIM``. Defaults to 1.
         synthetic_anomalies (bool): Corrupt training inputs
             (:func:`synthesize_anomalies`). Defaults to True.
+        texture_dir (str, optional): DTD texture folder for the Perlin
+            anomalies (``dtd/images``: ``<category>/<name>.jpg``;
+            :func:`list_textures`). Defaults to None: the training images
+            are the anomaly sources (the original's no-extra-data variant).
+        rotate_prob (float): Probability of rotating a training image by
+            U(-90, 90) degrees. Defaults to 0.3, as the original.
         msgms_scales (int): Scales of MSGMS. Defaults to 2.
         color_weight (float): Weight of the a/b squared error. Defaults to
             0.0003.
@@ -254,6 +266,8 @@ class FrequencyRestorationAD(BaseAnomalyDetector):
                  order: int = 2,
                  ssim_weight: float = 1.0,
                  synthetic_anomalies: bool = True,
+                 texture_dir: Optional[str] = None,
+                 rotate_prob: float = 0.3,
                  msgms_scales: int = 2,
                  color_weight: float = 0.0003,
                  mean_filter_size: int = 21,
@@ -271,6 +285,16 @@ class FrequencyRestorationAD(BaseAnomalyDetector):
         if mean_filter_size < 1 or mean_filter_size % 2 == 0:
             raise ValueError(f'mean_filter_size must be odd and >= 1, got '
                              f'{mean_filter_size}')
+        if not 0.0 <= rotate_prob <= 1.0:
+            raise ValueError(f'rotate_prob must be in [0, 1], got '
+                             f'{rotate_prob}')
+        if texture_dir is not None and not synthetic_anomalies:
+            raise ValueError('texture_dir is used only with '
+                             'synthetic_anomalies=True')
+        # DTD texture paths (not part of the state dict)
+        self.textures = (list_textures(texture_dir)
+                         if texture_dir is not None else None)
+        self.rotate_prob = float(rotate_prob)
         self.restorer = AdditiveSkipUNet(1, 3, base_channels, num_stages)
         self.cutoff = float(cutoff)
         self.order = int(order)
@@ -294,11 +318,16 @@ class FrequencyRestorationAD(BaseAnomalyDetector):
     def loss(self, inputs: Tensor,
              data_samples: List[DetDataSample]) -> Dict[str, Tensor]:
         """MSE + ``ssim_weight * (1 - SSIM)`` between the restoration of a
-        (synthetically corrupted) input and the clean image."""
-        target = (inputs.float() + 1.0) * 0.5
+        (randomly rotated, synthetically corrupted) input and the clean
+        (rotated) image."""
+        clean = (inputs.float() + 1.0) * 0.5
+        target = clean
+        if self.rotate_prob > 0:
+            target = random_rotate(clean, self.rotate_prob)
         source = target
         if self.synthetic_anomalies:
-            source = synthesize_anomalies(target)
+            source = synthesize_anomalies(target, textures=self.textures,
+                                          sources=clean)
         out = self.restore(source)
         losses = dict(loss_mse=F.mse_loss(out, target))
         if self.ssim_weight > 0:
@@ -315,10 +344,12 @@ class FrequencyRestorationAD(BaseAnomalyDetector):
         maximum per image (B,)."""
         x = (inputs.float() + 1.0) * 0.5
         with torch.no_grad():
-            out = self.restore(x).clamp(0.0, 1.0)
+            out = self.restore(x)  # raw output, as the original
         maps = msgms_map(out, x, self.msgms_scales)
         if self.color_weight > 0:
-            diff = (rgb_to_lab(x) - rgb_to_lab(out))[:, 1:]
+            # the original's quirk: its BGR images go into an RGB-to-Lab
+            # conversion, so the channels are reversed here
+            diff = (rgb_to_lab(x.flip(1)) - rgb_to_lab(out.flip(1)))[:, 1:]
             maps = maps + self.color_weight * (diff**2).sum(dim=1)
         k = self.mean_filter_size
         if k > 1:  # one map at a time: independent of the batch

@@ -1,12 +1,17 @@
 # Copyright (c) imdd-mm contributors. Licensed under the Apache License 2.0.
 """Synthetic anomalies for restoration-based training (FAIR-style).
 
-FAIR's official training (github.com/liutongkun/FAIR, ``data_loaderbhpf*.py``;
+FAIR's official training (github.com/liutongkun/FAIR, commit 53452bd,
+``data_loaderbhpf.py`` / ``data_loaderbhpfnoDTD.py``, ``CutpasteAugment.py``;
 read for facts, not copied) restores the *clean* normal image from the
-high-pass component of a corrupted copy: per image, with probability 1/2 a
-cut-paste branch and otherwise a Perlin branch (DRAEM's), each of which
-leaves the image clean half of the time (so 1/4 cut-paste, 1/4 Perlin,
-1/2 clean).
+high-pass component of a corrupted copy. Per training image:
+
+1. with probability 0.3 the image (input and target) is rotated by
+   U(-90, 90) degrees about its centre, bilinear, black corners
+   (:func:`random_rotate`);
+2. with probability 1/2 a cut-paste branch, otherwise a Perlin branch
+   (DRAEM's), each of which leaves the image clean half of the time (so
+   1/4 cut-paste, 1/4 Perlin, 1/2 clean).
 
 Written here from that description:
 
@@ -14,21 +19,32 @@ Written here from that description:
   of the image side, truncated at the border) rotated about its top-left
   corner by a whole number of radians in [-6, 5] (zero fill) and pasted at a
   uniformly drawn position where it fits.
-* :func:`perlin_noise` / :func:`perlin_blend`: a 2-D Perlin noise with
-  ``2**a x 2**b`` cells (``a, b`` uniform in 0..5, fewer where the image is
-  too small), thresholded at 0.5, blended with a source image:
-  ``x (1 - m) + (1 - beta) s m + beta x m``, ``beta ~ U(0, 0.8)``.
-  The original also rotates the noise by up to 90 degrees and draws the
-  source from DTD textures (or the training images) with 3 random
-  ``imgaug`` colour/geometry augmenters; here the source is another image
-  of the batch, intensity-inverted, and the noise is not rotated.
+* :func:`perlin_mask`: a 2-D Perlin noise with ``2**a x 2**b`` cells
+  (``a, b`` uniform in 0..5, fewer where the image is too small), rotated by
+  U(-90, 90) degrees about the centre (zero fill), thresholded at 0.5.
+* :func:`perlin_blend`: ``x (1 - m) + (1 - beta) s m + beta x m``,
+  ``beta ~ U(0, 0.8)``, with the anomaly source ``s``: a random texture of a
+  user-supplied DTD folder (:func:`list_textures`) through 3 of
+  :data:`.source_augmenters.TEXTURE_AUGMENTERS`, or (no extra data) a random
+  training image through 3 of :data:`.source_augmenters.SELF_AUGMENTERS`.
+  The original draws that training image from the whole training set; here
+  it is drawn from the batch (before the rotation of step 1, as the
+  original reads it afresh from disk).
 """
 import math
-from typing import Tuple
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple
 
+import cv2
+import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
+
+from .source_augmenters import (SELF_AUGMENTERS, TEXTURE_AUGMENTERS,
+                                augment_source, draw_uniform, rotate)
+
+#: Rotation range (degrees) of the training images and of the Perlin noise.
+MAX_ROTATION = 90.0
 
 
 def perlin_noise(shape: Tuple[int, int], res: Tuple[int, int],
@@ -52,8 +68,9 @@ def perlin_noise(shape: Tuple[int, int], res: Tuple[int, int],
     fy, fx = (ys - yi)[:, None], (xs - xi)[None, :]
 
     def dot(dy: int, dx: int) -> Tensor:
-        g = grads[(yi + dy)[:, None], (xi + dx)[None, :]]  # (H, W, 2)
-        return g[..., 0] * (fy - dy) + g[..., 1] * (fx - dx)
+        g = grads.index_select(0, yi + dy).index_select(1, xi + dx)
+        return g[..., 0].contiguous() * (fy - dy) + g[..., 1].contiguous() * (
+            fx - dx)
 
     def fade(t: Tensor) -> Tensor:
         return 6 * t**5 - 15 * t**4 + 10 * t**3
@@ -72,15 +89,28 @@ def _cells(size: int, generator: torch.Generator) -> int:
     return res
 
 
-def perlin_blend(img: Tensor, source: Tensor,
-                 generator: torch.Generator = None) -> Tuple[Tensor, Tensor]:
-    """Blend ``source`` into ``img`` (C, H, W) inside a thresholded Perlin
-    mask; returns the image and the mask (1, H, W)."""
-    h, w = img.shape[-2:]
+def _uniform(generator: Optional[torch.Generator], lo: float,
+             hi: float) -> float:
+    return float(draw_uniform(generator, lo, hi)[0])
+
+
+def perlin_mask(shape: Tuple[int, int],
+                generator: torch.Generator = None) -> Tensor:
+    """Binary Perlin mask (H, W): noise rotated by U(-90, 90) degrees about
+    the centre (zero outside), ``> 0.5``."""
+    h, w = shape
     noise = perlin_noise((h, w), (_cells(h, generator), _cells(w, generator)),
                          generator)
-    mask = (noise > 0.5).to(img.dtype)[None]
-    beta = 0.8 * float(torch.rand(1, generator=generator))
+    noise = rotate(noise, _uniform(generator, -MAX_ROTATION, MAX_ROTATION))
+    return (noise > 0.5).float()
+
+
+def perlin_blend(img: Tensor, source: Tensor,
+                 generator: torch.Generator = None) -> Tuple[Tensor, Tensor]:
+    """Blend ``source`` into ``img`` (C, H, W) inside a :func:`perlin_mask`;
+    returns the image and the mask (1, H, W)."""
+    mask = perlin_mask(tuple(img.shape[-2:]), generator).to(img)[None]
+    beta = _uniform(generator, 0.0, 0.8)
     out = img * (1 - mask) + (1 - beta) * source * mask + beta * img * mask
     return out, mask
 
@@ -106,20 +136,7 @@ def cut_paste(img: Tensor,
         return img, mask
     patch = patch[:, :ph, :pw]
     angle = float(randrange(-6, 6))  # whole radians, as the original
-    # rotation about the patch's top-left corner (zero fill), expressed in
-    # affine_grid's normalised [-1, 1] coordinates
-    cos, sin = math.cos(angle), math.sin(angle)
-    sx, sy = (pw - 1) / 2.0, (ph - 1) / 2.0  # pixel = (norm + 1) * s
-    # inverse map: src = R^-1 dst (pixels, origin top-left)
-    ax = torch.tensor([[cos, sin], [-sin, cos]])
-    theta = torch.zeros(1, 2, 3)
-    scale = torch.tensor([sx, sy])
-    theta[0, :, :2] = ax * scale[None, :] / scale[:, None]
-    theta[0, :, 2] = (ax @ scale - scale) / scale
-    grid = F.affine_grid(theta, (1, img.shape[0], ph, pw),
-                         align_corners=True).to(img)
-    rotated = F.grid_sample(patch[None], grid, mode='bilinear',
-                            padding_mode='zeros', align_corners=True)[0]
+    rotated = rotate(patch, math.degrees(angle), center=(0.0, 0.0))
     y0, x0 = randrange(1, h - ph - 1), randrange(1, w - pw - 1)
     out = img.clone()
     out[:, y0:y0 + ph, x0:x0 + pw] = rotated
@@ -127,21 +144,103 @@ def cut_paste(img: Tensor,
     return out, mask
 
 
-def synthesize_anomalies(images: Tensor,
-                         generator: torch.Generator = None) -> Tensor:
-    """Corrupt a batch (B, C, H, W) of [0, 1] images as FAIR's training
-    does: per image 1/4 cut-paste, 1/4 Perlin blend with the next image of
-    the batch (intensity-inverted), 1/2 unchanged."""
+def random_rotate(images: Tensor, prob: float = 0.3,
+                  generator: torch.Generator = None) -> Tensor:
+    """Rotate each image of (B, C, H, W) with probability ``prob`` by
+    U(-90, 90) degrees about its centre (bilinear, zero fill)."""
     out = []
-    b = images.shape[0]
-    for i, img in enumerate(images):
-        branch = float(torch.rand(1, generator=generator))
+    for img in images:
+        if float(torch.rand(1, generator=generator)) < prob:
+            img = rotate(img,
+                         _uniform(generator, -MAX_ROTATION, MAX_ROTATION))
+        out.append(img)
+    return torch.stack(out)
+
+
+def list_textures(texture_dir: str) -> List[str]:
+    """The anomaly-source textures of a DTD folder: ``texture_dir/*/*.jpg``
+    (sorted), as the original globs its ``anomaly_source_path``.
+
+    DTD (https://www.robots.ox.ac.uk/~vgg/data/dtd/, ``dtd-r1.0.1.tar.gz``)
+    unpacks to ``dtd/images/<category>/<name>.jpg``: pass ``dtd/images``.
+
+    Raises:
+        FileNotFoundError: ``texture_dir`` is not a folder or holds no
+            ``<category>/<name>.jpg`` image.
+    """
+    root = Path(texture_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(
+            f'texture_dir {str(root)!r} is not a folder; download DTD '
+            '(https://www.robots.ox.ac.uk/~vgg/data/dtd/, dtd-r1.0.1.tar.gz) '
+            'and pass its dtd/images folder')
+    paths = sorted(str(p) for p in root.glob('*/*.jpg'))
+    if not paths:
+        raise FileNotFoundError(
+            f'texture_dir {str(root)!r} holds no <category>/<name>.jpg '
+            'image (DTD layout: pass the dtd/images folder)')
+    return paths
+
+
+def load_texture(path: str, size: Tuple[int, int]) -> np.ndarray:
+    """``uint8`` (H, W, 3) BGR texture resized (bilinear) to ``size`` =
+    (H, W)."""
+    img = cv2.imread(path, cv2.IMREAD_COLOR)
+    if img is None:
+        raise OSError(f'cannot read texture image {path!r}')
+    return cv2.resize(img, (size[1], size[0]))
+
+
+def _to_bgr_uint8(img: Tensor) -> np.ndarray:
+    """RGB (3, H, W) in [0, 1] -> ``uint8`` (H, W, 3) BGR."""
+    arr = (img.detach().float().clamp(0, 1) * 255).round().to(torch.uint8)
+    return np.ascontiguousarray(arr.flip(0).permute(1, 2, 0).cpu().numpy())
+
+
+def _from_bgr_uint8(arr: np.ndarray, like: Tensor) -> Tensor:
+    rgb = torch.from_numpy(np.ascontiguousarray(arr[..., ::-1]))
+    return (rgb.permute(2, 0, 1).to(like.device, like.dtype) / 255.0)
+
+
+def synthesize_anomalies(images: Tensor,
+                         generator: torch.Generator = None,
+                         textures: Optional[Sequence[str]] = None,
+                         sources: Optional[Tensor] = None) -> Tensor:
+    """Corrupt a batch (B, 3, H, W) of RGB [0, 1] images as FAIR's training
+    does: per image 1/4 cut-paste, 1/4 Perlin blend, 1/2 unchanged.
+
+    Args:
+        images: The (possibly rotated) training images.
+        generator: Optional RNG (default: torch's global one).
+        textures: Paths of DTD textures (:func:`list_textures`); the Perlin
+            source is then a random texture through 3 random
+            ``TEXTURE_AUGMENTERS``.
+        sources: Without ``textures``: (B, 3, H, W) images the Perlin source
+            is drawn from (default ``images``), through 3 random
+            ``SELF_AUGMENTERS``.
+    """
+    sources = images if sources is None else sources
+    size = tuple(images.shape[-2:])
+    out = []
+    for img in images:
+        cut = float(torch.rand(1, generator=generator)) > 0.5
         keep = float(torch.rand(1, generator=generator)) > 0.5
         if keep:
             out.append(img)
-        elif branch > 0.5:
+        elif cut:
             out.append(cut_paste(img, generator)[0])
         else:
-            source = 1.0 - images[(i + 1) % b]
-            out.append(perlin_blend(img, source, generator)[0])
+            if textures:
+                k = int(torch.randint(len(textures), (1, ),
+                                      generator=generator))
+                src = load_texture(textures[k], size)
+                names = TEXTURE_AUGMENTERS
+            else:
+                k = int(torch.randint(len(sources), (1, ),
+                                      generator=generator))
+                src = _to_bgr_uint8(sources[k])
+                names = SELF_AUGMENTERS
+            src = augment_source(src, names, generator)
+            out.append(
+                perlin_blend(img, _from_bgr_uint8(src, img), generator)[0])
     return torch.stack(out)
