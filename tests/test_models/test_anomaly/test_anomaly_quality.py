@@ -217,8 +217,9 @@ def run_dmad(data):
 
 def run_fair(data):
     """FAIR trains its restorer from scratch: 800 Adam steps of 5 images
-    (125 epochs of the 32 fitting images; FAIR's schedule is 800 epochs).
-    120 and 400 steps stay below the bar on some seeds (README)."""
+    (125 epochs of the 32 fitting images; FAIR's schedule is 800 epochs),
+    the model's own synthetic anomalies and rotations. 120 and 400 steps
+    stay below the bar on some seeds (README)."""
     model = FrequencyRestorationAD(base_channels=16, num_stages=4,
                                    mean_filter_size=5)  # 21 at 256 px
     train(model, data, steps=800, lr=1e-3)
