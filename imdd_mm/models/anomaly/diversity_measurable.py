@@ -38,6 +38,7 @@ from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmdet.utils import OptConfigType, OptMultiConfig
 from .base import BaseAnomalyDetector, smoothed_topk_mean
+from .vector_quantizer import vector_quantize
 
 
 def _conv_block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
@@ -183,14 +184,8 @@ class DiversityMeasurableAD(BaseAnomalyDetector):
 
     def quantize(self, z: Tensor) -> Tuple[Tensor, Tensor]:
         """Nearest prototypes (straight-through) of latents (B, D, h, w)
-        and the VQ + commitment loss."""
-        b, d, h, w = z.shape
-        flat = z.permute(0, 2, 3, 1).reshape(-1, d)
-        idx = torch.cdist(flat, self.prototypes).argmin(dim=1)
-        q = self.prototypes[idx].view(b, h, w, d).permute(0, 3, 1, 2)
-        loss = F.mse_loss(q, z.detach()) + self.commitment * F.mse_loss(
-            z, q.detach())
-        return z + (q - z).detach(), loss
+        and the VQ + commitment loss (:func:`vector_quantize`)."""
+        return vector_quantize(z, self.prototypes, self.commitment)
 
     def forward_train(self, inputs: Tensor) -> Dict[str, Tensor]:
         """Reference, deformation field, warped reference and VQ loss."""
