@@ -39,7 +39,8 @@ from imdd_mm.evaluation.functional.ranking import auroc_exact
 from imdd_mm.models.anomaly import (CLIPPromptAD, DiffusionReconstructionAD,
                                     DiversityMeasurableAD,
                                     FrequencyRestorationAD, MutualScoring,
-                                    PatchCore, SimpleNet)
+                                    PatchCore, ReverseDistillationPPDM,
+                                    SimpleNet)
 from .conftest import _load, make_batch
 from .test_anomaly_baselines import TINY_CLIP, TINY_UNET, TINY_VIT
 
@@ -203,6 +204,19 @@ def run_dmad(data):
     return predict_maps(model, data)
 
 
+def run_dmad_ppdm(data):
+    """DMAD-PPDM-style with a seeded random ResNet-18 teacher (the global
+    RNG), a 16-wide pre-deformation net, RD's ResNet-18 decoder and the
+    official optimiser (AdamW 0.005, betas (0.5, 0.999)), 300 steps."""
+    model = ReverseDistillationPPDM(
+        teacher_arch='resnet18', allow_random_frozen=True,
+        decoder_layers=(2, 2, 2), offset_channels=16)
+    train(model, data, steps=300, optim_wrapper=dict(
+        type='OptimWrapper',
+        optimizer=dict(type='AdamW', lr=0.005, betas=(0.5, 0.999))))
+    return predict_maps(model, data)
+
+
 def run_fair(data):
     model = FrequencyRestorationAD(base_channels=16, num_stages=4,
                                    mean_filter_size=5)  # 21 at 256 px
@@ -234,6 +248,9 @@ UNCHECKED: Dict[str, Tuple[Callable, str]] = {
         run_dmad,
         'reconstruction error levels differ across images after a CI-sized '
         'training budget'),
+    'DMAD-PPDM-style': (
+        run_dmad_ppdm,
+        'MEASURING'),
     'FAIR-style': (
         run_fair,
         'restoration error levels differ across images after a CI-sized '
