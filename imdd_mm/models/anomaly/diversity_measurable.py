@@ -18,11 +18,12 @@ reference to the original input**; the final reconstruction is the warped
 reference, and the anomaly score measures both the remaining error and the
 severity of the deformation.
 
-Not implemented (hence "DMAD-style"): the variant behind the paper's MVTec
-AD numbers, the code's ``DMAD-PPDM``: a pre-deformation module on the input
-image followed by Reverse Distillation of a frozen WRN-50 through a VQ
-bottleneck, scored by feature cosine distance warped back plus a weighted
-deformation magnitude. Our choices: a stride-8 conv encoder/decoder without
+Not this model (hence "DMAD-style"): the variant behind the paper's MVTec
+AD numbers, the code's ``DMAD-PPDM`` (pre-deformation of the input image,
+Reverse Distillation of a frozen WRN-50, scored by feature cosine distance
+warped back plus a weighted deformation magnitude), which is
+:class:`~.reverse_distillation_ppdm.ReverseDistillationPPDM`
+(DMAD-PPDM-style). Our choices: a stride-8 conv encoder/decoder without
 skips, one small conv net per pyramid level, the memory size, the loss
 weights (plain-reference error 0.1, total variation 0.1), the bound of the
 offsets, and the score ``||x - warp(r)||^2`` channel mean +
