@@ -225,9 +225,10 @@ class ReverseDistillationPPDM(BaseAnomalyDetector):
                              f'(stride of the RD bottleneck), got {(h, w)}')
         x = renormalize(inputs, IMAGENET_MEAN, IMAGENET_STD)
         out = self.deformation(x)
-        with torch.no_grad():
-            feats = self.teacher.stage_features(
-                out['deformed'], normalized=True)
+        # no torch.no_grad(): the teacher's weights are frozen, but the
+        # distillation loss reaches the pre-deformation net through it (as
+        # in the official code)
+        feats = self.teacher.stage_features(out['deformed'], normalized=True)
         teacher = [feats[n] for n in TEACHER_LAYERS]
         z, loss_vq = self.bottleneck(teacher)
         out.update(image=x, teacher=teacher, student=self.decoder(z),

@@ -205,6 +205,14 @@ def test_gradients_only_reach_trainable_parts(model):
         assert any(float(g.abs().sum()) > 0 for g in grads)
     assert not model.teacher.training
     assert not any(k.startswith('teacher.') for k in model.state_dict())
+    # the distillation loss alone reaches the pre-deformation net through
+    # the frozen teacher (the deformation is trained by it, officially too)
+    model.zero_grad()
+    model.loss(x, None)['loss_rd'].backward()
+    heads = [p.grad for p in model.deformation.heads['fine'].parameters()]
+    assert any(g is not None and float(g.abs().sum()) > 0 for g in heads)
+    for p in model.teacher.parameters():
+        assert p.grad is None
     model.zero_grad()
 
 
