@@ -205,13 +205,14 @@ def run_dmad(data):
 
 
 def run_dmad_ppdm(data):
-    """DMAD-PPDM-style with a seeded random ResNet-18 teacher (the global
-    RNG), a 16-wide pre-deformation net, RD's ResNet-18 decoder and the
-    official optimiser (AdamW 0.005, betas (0.5, 0.999)), 300 steps."""
+    """DMAD-PPDM-style with a random ResNet-18 teacher (the global RNG,
+    seeded by the caller), RD's BasicBlock bottleneck and decoder cut to
+    one block per stage, an 8-wide pre-deformation net and the official
+    optimiser (AdamW 0.005, betas (0.5, 0.999)), 200 steps."""
     model = ReverseDistillationPPDM(
         teacher_arch='resnet18', allow_random_frozen=True,
-        decoder_layers=(2, 2, 2), offset_channels=16)
-    train(model, data, steps=300, optim_wrapper=dict(
+        decoder_layers=(1, 1, 1), bottleneck_blocks=1, offset_channels=8)
+    train(model, data, steps=200, optim_wrapper=dict(
         type='OptimWrapper',
         optimizer=dict(type='AdamW', lr=0.005, betas=(0.5, 0.999))))
     return predict_maps(model, data)
@@ -250,7 +251,9 @@ UNCHECKED: Dict[str, Tuple[Callable, str]] = {
         'training budget'),
     'DMAD-PPDM-style': (
         run_dmad_ppdm,
-        'MEASURING'),
+        'random teacher: below the bar on seed 0 (0.559) and inside each '
+        'image defects score below their surroundings (per-image < 0.5 on '
+        'every seed and budget tried)'),
     'FAIR-style': (
         run_fair,
         'restoration error levels differ across images after a CI-sized '
