@@ -3,7 +3,8 @@
 metrics (P-AUROC, AUPRO, I-AUROC): PatchCore, SimpleNet, MuSc-style
 :class:`MutualScoring`, WinCLIP/PromptAD-style :class:`CLIPPromptAD`,
 DDAD-style :class:`DiffusionReconstructionAD`, DMAD-style
-:class:`DiversityMeasurableAD` and FAIR-style
+:class:`DiversityMeasurableAD`, DMAD-PPDM-style
+:class:`ReverseDistillationPPDM` and FAIR-style
 :class:`FrequencyRestorationAD`."""
 from .base import BaseAnomalyDetector, gaussian_blur
 from .clip_prompt_ad import CLIPPromptAD
@@ -18,8 +19,12 @@ from .memory_bank import (FitProgress, MemoryBankFitHook, greedy_coreset,
                           subsample_patches)
 from .mutual_scoring import MutualScoring, mutual_scores, rescore_images
 from .patchcore import PatchCore
+from .pre_deformation import PreDeformation
+from .reverse_distillation import OneClassBottleneck, ReverseResNetDecoder
+from .reverse_distillation_ppdm import ReverseDistillationPPDM
 from .set_scoring_hook import SetScoringHook
 from .simplenet import SimpleNet
+from .vector_quantizer import VectorQuantizer, vector_quantize
 
 __all__ = [
     'BaseAnomalyDetector', 'gaussian_blur', 'ResNetPatchEmbedder',
@@ -28,5 +33,7 @@ __all__ = [
     'SimpleNet', 'MutualScoring', 'mutual_scores', 'rescore_images',
     'SetScoringHook', 'FitProgress', 'subsample_patches', 'CLIPPromptAD',
     'DiffusionReconstructionAD', 'DiversityMeasurableAD',
-    'FrequencyRestorationAD', 'AnomalyCocoDataset', 'object_prompt_name'
+    'FrequencyRestorationAD', 'AnomalyCocoDataset', 'object_prompt_name',
+    'ReverseDistillationPPDM', 'PreDeformation', 'OneClassBottleneck',
+    'ReverseResNetDecoder', 'VectorQuantizer', 'vector_quantize'
 ]

@@ -18,11 +18,12 @@ reference to the original input**; the final reconstruction is the warped
 reference, and the anomaly score measures both the remaining error and the
 severity of the deformation.
 
-Not implemented (hence "DMAD-style"): the variant behind the paper's MVTec
-AD numbers, the code's ``DMAD-PPDM``: a pre-deformation module on the input
-image followed by Reverse Distillation of a frozen WRN-50 through a VQ
-bottleneck, scored by feature cosine distance warped back plus a weighted
-deformation magnitude. Our choices: a stride-8 conv encoder/decoder without
+Not this model (hence "DMAD-style"): the variant behind the paper's MVTec
+AD numbers, the code's ``DMAD-PPDM`` (pre-deformation of the input image,
+Reverse Distillation of a frozen WRN-50, scored by feature cosine distance
+warped back plus a weighted deformation magnitude), which is
+:class:`~.reverse_distillation_ppdm.ReverseDistillationPPDM`
+(DMAD-PPDM-style). Our choices: a stride-8 conv encoder/decoder without
 skips, one small conv net per pyramid level, the memory size, the loss
 weights (plain-reference error 0.1, total variation 0.1), the bound of the
 offsets, and the score ``||x - warp(r)||^2`` channel mean +
@@ -38,6 +39,7 @@ from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmdet.utils import OptConfigType, OptMultiConfig
 from .base import BaseAnomalyDetector, smoothed_topk_mean
+from .vector_quantizer import vector_quantize
 
 
 def _conv_block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
@@ -183,14 +185,8 @@ class DiversityMeasurableAD(BaseAnomalyDetector):
 
     def quantize(self, z: Tensor) -> Tuple[Tensor, Tensor]:
         """Nearest prototypes (straight-through) of latents (B, D, h, w)
-        and the VQ + commitment loss."""
-        b, d, h, w = z.shape
-        flat = z.permute(0, 2, 3, 1).reshape(-1, d)
-        idx = torch.cdist(flat, self.prototypes).argmin(dim=1)
-        q = self.prototypes[idx].view(b, h, w, d).permute(0, 3, 1, 2)
-        loss = F.mse_loss(q, z.detach()) + self.commitment * F.mse_loss(
-            z, q.detach())
-        return z + (q - z).detach(), loss
+        and the VQ + commitment loss (:func:`vector_quantize`)."""
+        return vector_quantize(z, self.prototypes, self.commitment)
 
     def forward_train(self, inputs: Tensor) -> Dict[str, Tensor]:
         """Reference, deformation field, warped reference and VQ loss."""

@@ -108,9 +108,13 @@ class ResNetPatchEmbedder(nn.Module):
         self.stride = self.STAGE_STRIDES[self.layers[0]]
         freeze_module(self)
 
-    def stage_features(self, x: Tensor) -> Dict[str, Tensor]:
-        """Raw stage outputs for ``x`` (B, 3, H, W) in [-1, 1]."""
-        x = self.stem(renormalize(x, IMAGENET_MEAN, IMAGENET_STD))
+    def stage_features(self, x: Tensor,
+                       normalized: bool = False) -> Dict[str, Tensor]:
+        """Raw stage outputs for ``x`` (B, 3, H, W) in [-1, 1], or already
+        ImageNet-normalised when ``normalized``."""
+        if not normalized:
+            x = renormalize(x, IMAGENET_MEAN, IMAGENET_STD)
+        x = self.stem(x)
         feats = {}
         for name, stage in self.stages.items():
             x = stage(x)

@@ -27,7 +27,7 @@ def test_every_method_has_all_datasets():
     settings = ('patchcore_wrn50', 'simplenet_wrn50', 'musc_vit_b16',
                 'winclip_zero_shot_vit_b16', 'winclip_4shot_vit_b16',
                 'promptad_4shot_vit_b16', 'ddad_unet', 'dmad_conv',
-                'fair_unet')
+                'dmad_ppdm_wrn50', 'fair_unet')
     expected = {f'{s}_{ds}.py' for s in settings
                 for ds in ('mvtec_ad', 'visa', 'magnetic_tile')}
     assert names == expected
@@ -161,7 +161,7 @@ def torch_allclose(a, b) -> bool:
 @pytest.mark.parametrize('name', [
     'simplenet_tiny_magnetic_tile.py', 'musc_tiny_magnetic_tile.py',
     'winclip_4shot_tiny_magnetic_tile.py', 'dmad_tiny_magnetic_tile.py',
-    'fair_tiny_magnetic_tile.py'
+    'dmad_ppdm_tiny_magnetic_tile.py', 'fair_tiny_magnetic_tile.py'
 ])
 def test_tiny_configs_run(name, mt_coco, tmp_path):
     from mmengine.runner import Runner
@@ -191,8 +191,8 @@ def test_table6_spec_and_our_anomaly_config(name):
     assert table['kind'] == 'anomaly'
     names = [e['name'] for e in table['entries']]
     assert names == ['MuSc-style', 'PromptAD-style', 'DDAD-style',
-                     'DMAD-style', 'FAIR-style', 'SimpleNet', 'PatchCore',
-                     'Ours']
+                     'DMAD-style', 'DMAD-PPDM-style', 'FAIR-style',
+                     'SimpleNet', 'PatchCore', 'Ours']
     repo = CONFIG_DIR.parents[2]
     for entry in table['entries']:
         assert (repo / entry['config']).is_file(), entry['config']

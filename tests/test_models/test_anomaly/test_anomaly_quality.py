@@ -48,7 +48,8 @@ from imdd_mm.evaluation.functional.ranking import auroc_exact
 from imdd_mm.models.anomaly import (CLIPPromptAD, DiffusionReconstructionAD,
                                     DiversityMeasurableAD,
                                     FrequencyRestorationAD, MutualScoring,
-                                    PatchCore, SimpleNet)
+                                    PatchCore, ReverseDistillationPPDM,
+                                    SimpleNet)
 from .conftest import _load, make_batch
 from .test_anomaly_baselines import TINY_CLIP, TINY_UNET, TINY_VIT
 
@@ -215,6 +216,20 @@ def run_dmad(data):
     return predict_maps(model, data)
 
 
+def run_dmad_ppdm(data):
+    """DMAD-PPDM-style with a random ResNet-18 teacher (the global RNG,
+    seeded by the caller), RD's BasicBlock bottleneck and decoder cut to
+    one block per stage, an 8-wide pre-deformation net and the official
+    optimiser (AdamW 0.005, betas (0.5, 0.999)), 200 steps."""
+    model = ReverseDistillationPPDM(
+        teacher_arch='resnet18', allow_random_frozen=True,
+        decoder_layers=(1, 1, 1), bottleneck_blocks=1, offset_channels=8)
+    train(model, data, steps=200, optim_wrapper=dict(
+        type='OptimWrapper',
+        optimizer=dict(type='AdamW', lr=0.005, betas=(0.5, 0.999))))
+    return predict_maps(model, data)
+
+
 def run_fair(data):
     """FAIR trains its restorer from scratch: 800 Adam steps of 5 images
     (125 epochs of the 32 fitting images; FAIR's schedule is 800 epochs),
@@ -234,6 +249,7 @@ BASELINES: Dict[str, Callable] = {
     'MuSc-style': run_musc,
     'PromptAD-style': run_promptad,
     'FAIR-style': run_fair,
+    'DMAD-PPDM-style': run_dmad_ppdm,
 }
 #: Not checkable offline: name -> (run, why). Measured by ``main`` only
 #: (README table); their contracts are tested in test_anomaly_baselines.py.
@@ -260,7 +276,7 @@ UNCHECKED: Dict[str, Tuple[Callable, str]] = {
 #: Not checked at all: zero-shot WinCLIP-style with random CLIP weights has
 #: prompts without information (contract only, test_anomaly_baselines.py).
 
-SLOW = ('FAIR-style',)  # > 20 s on 2 idle cores
+SLOW = ('FAIR-style', 'DMAD-PPDM-style')  # > 20 s on 2 idle cores
 
 
 @pytest.mark.real_data

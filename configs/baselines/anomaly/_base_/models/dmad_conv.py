@@ -4,7 +4,8 @@
 # abstract's image-space design (prototype reference + pyramid deformation
 # from the reference to the input); the paper's MVTec AD numbers come from
 # the official code's feature-space DMAD-PPDM variant (pre-deformation +
-# Reverse Distillation of a frozen WRN-50), not implemented here; widths,
+# Reverse Distillation of a frozen WRN-50), the separate DMAD-PPDM-style
+# row (dmad_ppdm_wrn50_*.py); widths,
 # memory size, loss weights and score weights are ours
 # (configs/baselines/anomaly/README.md, "Faithfulness"). Not a diffusion
 # model. Trained from scratch on normal images: no pretrained weights.

@@ -4,7 +4,8 @@
 # for "DMAD". DMAD's official MVTec code trains its (different,
 # feature-space) network with AdamW lr 0.005, betas (0.5, 0.999), cosine
 # annealing, 400 epochs, batch 8; that schedule is not transferred to our
-# image-space DMAD-style network. FAIR-style uses adam_800e.py (FAIR's own).
+# image-space DMAD-style network (DMAD-PPDM-style uses it:
+# adamw_400e_cosine.py). FAIR-style uses adam_800e.py (FAIR's own).
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=200, val_interval=200)
 test_cfg = dict(type='TestLoop')
 optim_wrapper = dict(
