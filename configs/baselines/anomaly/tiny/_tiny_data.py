@@ -12,3 +12,12 @@ tiny_test_pipeline = [
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
     dict(type='PackIMDDInputs')
 ]
+# Loaders of the tiny configs: `train_dataloader = {{_base_.tiny_train_dataloader}}`
+# (merged into the full config's loader; a config with another batch size
+# writes its own).
+tiny_train_dataloader = dict(
+    batch_size=3, num_workers=0, persistent_workers=False,
+    dataset=dict(pipeline=tiny_train_pipeline))
+tiny_test_dataloader = dict(
+    batch_size=3, num_workers=0, persistent_workers=False,
+    dataset=dict(pipeline=tiny_test_pipeline))

@@ -4,11 +4,7 @@ _base_ = ['../dmad_conv_magnetic_tile.py', './_tiny_data.py']
 model = dict(channels=8, latent_dim=16, num_prototypes=32, pdm_channels=8)
 train_cfg = dict(max_epochs=1, val_interval=1)
 optim_wrapper = dict(optimizer=dict(lr=1e-3))
-train_dataloader = dict(
-    batch_size=3, num_workers=0, persistent_workers=False,
-    dataset=dict(pipeline={{_base_.tiny_train_pipeline}}))
-test_dataloader = dict(
-    batch_size=3, num_workers=0, persistent_workers=False,
-    dataset=dict(pipeline={{_base_.tiny_test_pipeline}}))
+train_dataloader = {{_base_.tiny_train_dataloader}}
+test_dataloader = {{_base_.tiny_test_dataloader}}
 test_evaluator = dict(num_bins=4096)
 default_hooks = dict(logger=dict(interval=1))

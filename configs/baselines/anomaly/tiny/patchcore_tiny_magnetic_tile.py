@@ -6,11 +6,7 @@ model = dict(
         _delete_=True, arch='resnet18', pretrain_embed_dim=64, embed_dim=64),
     backbone_checkpoint=None,
     coreset_ratio=0.25)
-train_dataloader = dict(
-    batch_size=3, num_workers=0, persistent_workers=False,
-    dataset=dict(pipeline={{_base_.tiny_train_pipeline}}))
-test_dataloader = dict(
-    batch_size=3, num_workers=0, persistent_workers=False,
-    dataset=dict(pipeline={{_base_.tiny_test_pipeline}}))
+train_dataloader = {{_base_.tiny_train_dataloader}}
+test_dataloader = {{_base_.tiny_test_dataloader}}
 test_evaluator = dict(num_bins=4096)
 default_hooks = dict(logger=dict(interval=1))
